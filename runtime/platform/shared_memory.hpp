@@ -1,0 +1,69 @@
+// Platform layer: shared memory. Every syscall for segments lives here; each failure throws
+// std::system_error naming the object and the operation, and EINTR is retried.
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace cohort::platform {
+
+/// An owned file descriptor, closed on destruction.
+class FileDescriptor {
+ public:
+  FileDescriptor() = default;
+  explicit FileDescriptor(int fd) noexcept : fd_(fd) {}
+  FileDescriptor(FileDescriptor&& other) noexcept : fd_(other.release()) {}
+  FileDescriptor& operator=(FileDescriptor&& other) noexcept;
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor();
+
+  [[nodiscard]] int get() const noexcept { return fd_; }
+  [[nodiscard]] bool valid() const noexcept { return fd_ >= 0; }
+  int release() noexcept {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset() noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
+/// Creates an anonymous shared-memory file (memfd) of `bytes`, close-on-exec, and reserves its
+/// pages up front so that exhausted memory fails here, with a clear message, and never later as
+/// SIGBUS. Only processes that inherit the descriptor (or its owner, via /proc) can open it:
+/// there is no name in /dev/shm to collide with or to leave behind.
+FileDescriptor create_shared_memory(std::string_view debug_name, std::size_t bytes);
+
+/// Size in bytes of the file behind `fd` (fstat).
+std::size_t file_size(int fd, std::string_view what);
+
+/// Clears close-on-exec on `fd` so that an exec'd child keeps it (called after fork).
+/// Async-signal-safe; returns false on failure instead of throwing.
+bool keep_across_exec(int fd) noexcept;
+
+/// A MAP_SHARED read-write mapping, unmapped on destruction.
+class Mapping {
+ public:
+  Mapping() = default;
+  Mapping(int fd, std::size_t bytes, std::string_view what);
+  Mapping(Mapping&& other) noexcept;
+  Mapping& operator=(Mapping&& other) noexcept;
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping();
+
+  [[nodiscard]] std::span<std::byte> bytes() const noexcept { return {data_, size_}; }
+  [[nodiscard]] std::byte* data() const noexcept { return data_; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+ private:
+  std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace cohort::platform

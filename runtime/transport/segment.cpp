@@ -1,0 +1,101 @@
+#include "runtime/transport/segment.hpp"
+
+#include <climits>
+#include <new>
+
+#include <fmt/format.h>
+
+#include "cohort/errors.hpp"
+#include "runtime/platform/futex.hpp"
+#include "runtime/transport/mailboxes.hpp"
+
+namespace cohort::transport {
+namespace {
+constexpr std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+}  // namespace
+
+SegmentLayout segment_layout(int ranks) {
+  SegmentLayout l{};
+  l.control_offset = sizeof(SegmentHeader);
+  l.mailbox_offset = align_up(l.control_offset + sizeof(RankSlot) * static_cast<std::size_t>(ranks), 4096);
+  l.mailbox_bytes = align_up(mailbox_area_bytes(ranks), 4096);
+  l.total_bytes = l.mailbox_offset + l.mailbox_bytes;
+  return l;
+}
+
+Segment Segment::format(std::span<std::byte> memory, int ranks, std::uint64_t job,
+                        bool oversubscribed) {
+  SegmentLayout l = segment_layout(ranks);
+  if (memory.size() < l.total_bytes) {
+    throw ResourceError(fmt::format("segment of {} bytes is too small for {} ranks ({} needed)",
+                                    memory.size(), ranks, l.total_bytes));
+  }
+  auto* h = new (memory.data()) SegmentHeader{};
+  h->ranks = static_cast<std::uint32_t>(ranks);
+  h->job = job;
+  h->control_offset = l.control_offset;
+  h->mailbox_offset = l.mailbox_offset;
+  h->oversubscribed = oversubscribed ? 1 : 0;
+  for (int r = 0; r < ranks; ++r) {
+    new (memory.data() + l.control_offset + sizeof(RankSlot) * static_cast<std::size_t>(r)) RankSlot{};
+  }
+  Segment seg(memory);
+  format_mailboxes(seg.mailbox_area(), ranks);
+  h->version.store(kSegmentVersion, std::memory_order_relaxed);
+  h->total_bytes.store(l.total_bytes, std::memory_order_relaxed);
+  h->magic.store(kSegmentMagic, std::memory_order_release);  // published last
+  return seg;
+}
+
+void Segment::validate(std::uint64_t expected_job, int expected_ranks) const {
+  if (memory_.size() < sizeof(SegmentHeader)) {
+    throw ContractError(fmt::format("cohort: job segment is {} bytes, smaller than its header",
+                                    memory_.size()));
+  }
+  const SegmentHeader& h = header();
+  if (h.magic.load(std::memory_order_acquire) != kSegmentMagic) {
+    throw ContractError("cohort: COHORT_SEGMENT_FD does not refer to a Cohort job segment "
+                        "(bad magic); start the program with cohortrun");
+  }
+  if (h.version.load() != kSegmentVersion) {
+    throw ContractError(fmt::format("cohort: job segment has layout version {}, this library "
+                                    "speaks {}; launch with the cohortrun of the same release",
+                                    h.version.load(), kSegmentVersion));
+  }
+  if (h.job != expected_job || static_cast<int>(h.ranks) != expected_ranks) {
+    throw ContractError(fmt::format(
+        "cohort: job segment belongs to job {:016x} of {} ranks, the environment says job "
+        "{:016x} of {} ranks", h.job, h.ranks, expected_job, expected_ranks));
+  }
+  if (h.total_bytes.load() > memory_.size() ||
+      segment_layout(expected_ranks).total_bytes != h.total_bytes.load()) {
+    throw ContractError(fmt::format("cohort: job segment size {} does not match its layout",
+                                    h.total_bytes.load()));
+  }
+}
+
+std::span<std::byte> Segment::mailbox_area() const noexcept {
+  SegmentLayout l = segment_layout(ranks());
+  return memory_.subspan(header().mailbox_offset, l.mailbox_bytes);
+}
+
+void Segment::wake(int rank) const noexcept {
+  RankSlot& s = slot(rank);
+  // The caller published its data before calling; the fence orders that store before the load
+  // of `sleeping` (pairs with the fence in the sleeper between `sleeping = 1` and its re-check).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (s.sleeping.load(std::memory_order_relaxed) != 0) {
+    s.doorbell.fetch_add(1, std::memory_order_release);
+    platform::futex_wake(s.doorbell, INT_MAX);
+  }
+}
+
+void Segment::wake_all() const noexcept {
+  for (int r = 0; r < ranks(); ++r) {
+    RankSlot& s = slot(r);
+    s.doorbell.fetch_add(1, std::memory_order_seq_cst);
+    platform::futex_wake(s.doorbell, INT_MAX);
+  }
+}
+
+}  // namespace cohort::transport

@@ -1,0 +1,118 @@
+// Transport layer: the job segment's layout. Pure data over memory the segment does not own.
+//
+//   offset 0                      SegmentHeader (1 cache line; magic/version/size published last)
+//   control_offset                RankSlot[ranks]   (1 cache line each: state, doorbell, wait record)
+//   mailbox_offset                mailbox area      (runtime/transport/mailboxes.hpp)
+//   total_bytes
+//
+// Everything in the segment is addressed by offsets, never pointers: each process maps it at
+// its own address.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace cohort::transport {
+
+inline constexpr std::size_t kCacheLine = 64;
+inline constexpr std::uint64_t kSegmentMagic = 0x00544f4852'4f43ULL;  // "COHORT\0\0" little-endian
+inline constexpr std::uint32_t kSegmentVersion = 1;
+
+/// Lifecycle of a rank, written by the rank (attached, finished) and the launcher (exited).
+enum class RankState : std::uint32_t {
+  pending = 0,   // not attached yet
+  attached = 1,  // running Cohort code
+  finished = 2,  // Environment destroyed normally; will send nothing more
+  exited = 3,    // the process is gone (set by the launcher or the spawning parent)
+};
+
+/// What a blocked call waits for (hang reports, deadlock detection). Written by its rank only.
+enum class WaitOp : std::uint32_t { none = 0, send, recv, probe, barrier, collective, other };
+
+/// One rank's control slot. Concurrency: `state`, `pid`, `wait_*` written by the owner rank (and
+/// `state`/`exit_status` by the launcher after the process is gone); `doorbell` bumped by anyone
+/// who wants the owner to re-check its mailboxes (see wake()); `sleeping` written by the owner.
+struct alignas(kCacheLine) RankSlot {
+  std::atomic<std::uint32_t> state;      // RankState
+  std::atomic<std::uint32_t> doorbell;   // futex word
+  std::atomic<std::uint32_t> sleeping;   // 1 while the owner sleeps (or is about to) on doorbell
+  std::atomic<std::int32_t> pid;
+  std::atomic<std::uint32_t> wait_op;    // WaitOp
+  std::atomic<std::int32_t> wait_peer;
+  std::atomic<std::int32_t> wait_tag;
+  std::atomic<std::uint32_t> wait_comm;
+  std::atomic<std::uint64_t> progress;   // bumped by the owner whenever it completes an operation
+  std::atomic<std::int32_t> exit_status; // wait(2) status, set by the launcher when state=exited
+};
+static_assert(sizeof(RankSlot) == kCacheLine);
+
+/// The first cache line. `magic`, `version` and `total_bytes` are written last (release) by the
+/// creator; an attaching rank waits until `magic` reads kSegmentMagic (acquire).
+struct alignas(kCacheLine) SegmentHeader {
+  std::atomic<std::uint64_t> magic;
+  std::atomic<std::uint32_t> version;
+  std::uint32_t ranks;
+  std::atomic<std::uint64_t> total_bytes;
+  std::uint64_t job;
+  std::uint64_t control_offset;
+  std::uint64_t mailbox_offset;
+  std::atomic<std::uint32_t> abort;            // nonzero: the job is being torn down
+  std::uint32_t oversubscribed;
+};
+static_assert(sizeof(SegmentHeader) == kCacheLine);
+
+/// Byte offsets of each region for a job of `ranks` ranks.
+struct SegmentLayout {
+  std::size_t control_offset;
+  std::size_t mailbox_offset;
+  std::size_t mailbox_bytes;
+  std::size_t total_bytes;
+};
+
+/// Pure function: the layout for `ranks` ranks.
+SegmentLayout segment_layout(int ranks);
+
+/// A view of a formatted segment (does not own the memory).
+class Segment {
+ public:
+  Segment() = default;
+  explicit Segment(std::span<std::byte> memory) noexcept : memory_(memory) {}
+
+  /// Formats `memory` (at least segment_layout(ranks).total_bytes, zero-filled) for a job and
+  /// publishes the header last. Called once, by the launcher or the spawning process.
+  static Segment format(std::span<std::byte> memory, int ranks, std::uint64_t job,
+                        bool oversubscribed);
+
+  /// Checks magic, version and size; throws cohort::ContractError describing the mismatch.
+  void validate(std::uint64_t expected_job, int expected_ranks) const;
+
+  [[nodiscard]] SegmentHeader& header() const noexcept {
+    return *reinterpret_cast<SegmentHeader*>(memory_.data());
+  }
+  [[nodiscard]] int ranks() const noexcept { return static_cast<int>(header().ranks); }
+  [[nodiscard]] RankSlot& slot(int rank) const noexcept {
+    return reinterpret_cast<RankSlot*>(memory_.data() + header().control_offset)[rank];
+  }
+  [[nodiscard]] std::span<std::byte> mailbox_area() const noexcept;
+  [[nodiscard]] std::span<std::byte> memory() const noexcept { return memory_; }
+
+  /// True while `rank` can still send (pending, attached).
+  [[nodiscard]] bool alive(int rank) const noexcept {
+    auto s = static_cast<RankState>(slot(rank).state.load(std::memory_order_acquire));
+    return s == RankState::pending || s == RankState::attached;
+  }
+
+  /// Makes `rank` re-check its mailboxes: bumps its doorbell and wakes it, with a futex syscall
+  /// only if it said it is asleep. Callable by any process; lock-free.
+  void wake(int rank) const noexcept;
+
+  /// Wakes every rank unconditionally (launcher: a rank died or the job is aborting).
+  void wake_all() const noexcept;
+
+ private:
+  std::span<std::byte> memory_;
+};
+
+}  // namespace cohort::transport
