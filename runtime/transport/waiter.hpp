@@ -1,0 +1,116 @@
+// Transport layer: how a rank waits for a condition in shared memory.
+//
+// Spin briefly (a few µs; far less when ranks outnumber cores), then yield, then sleep on this
+// rank's doorbell futex. Whoever makes the condition true calls Segment::wake(rank), which costs a
+// syscall only when the sleeper said it is asleep. While blocked, the wait record in the rank's
+// slot says what it waits for (hang reports); the peers it depends on are checked so that a dead
+// peer raises cohort::PeerLost instead of hanging.
+#pragma once
+
+#include <sched.h>
+
+#include <chrono>
+#include <cstdint>
+
+#include "runtime/platform/futex.hpp"
+#include "runtime/transport/segment.hpp"
+
+namespace cohort::transport {
+
+/// What a blocked call waits for; stored in the rank's slot while it waits.
+struct WaitFor {
+  WaitOp op = WaitOp::other;
+  int peer = -1;  // -1: any
+  int tag = -1;
+  std::uint32_t comm = 0;
+};
+
+/// Spin budgets, chosen from measurements on the 2-core reference machine (BENCHMARKS.md):
+/// a cross-core hand-off is ~50-220 ns, a futex wake ~22 µs, a sched_yield hand-off ~1.3 µs.
+struct WaitPolicy {
+  std::uint32_t spins;   // polls with a pause before yielding
+  std::uint32_t yields;  // sched_yield rounds before sleeping
+  std::chrono::milliseconds sleep_slice{50};  // futex timeout: liveness re-check period
+
+  static WaitPolicy for_job(bool oversubscribed) noexcept {
+    return oversubscribed ? WaitPolicy{64, 16} : WaitPolicy{20000, 8};
+  }
+};
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+/// Waits on behalf of one rank. Not thread-safe: one waiting thread per rank.
+class Waiter {
+ public:
+  Waiter() = default;
+  Waiter(const Segment& segment, int self, bool oversubscribed) noexcept
+      : segment_(segment), self_(self), policy_(WaitPolicy::for_job(oversubscribed)) {}
+
+  [[nodiscard]] const Segment& segment() const noexcept { return segment_; }
+  [[nodiscard]] int self() const noexcept { return self_; }
+  [[nodiscard]] const WaitPolicy& policy() const noexcept { return policy_; }
+
+  /// Blocks until `ready()` returns true. `lost()` is called on the slow path: it returns -1 while
+  /// the wait can still complete, or the rank whose loss makes it impossible; `ready()` is then
+  /// checked once more (a message sent before the peer died still counts) and `on_lost(rank)` is
+  /// called, which must throw. Throws whatever on_lost throws; returns normally otherwise.
+  template <class Ready, class Lost, class OnLost>
+  void wait(Ready&& ready, const WaitFor& what, Lost&& lost, OnLost&& on_lost) {
+    if (ready()) return;
+    for (std::uint32_t i = 0; i < policy_.spins; ++i) {
+      cpu_relax();
+      if (ready()) return;
+    }
+    RankSlot& me = segment_.slot(self_);
+    record(me, what);
+    struct Clear {
+      RankSlot& s;
+      ~Clear() { s.wait_op.store(static_cast<std::uint32_t>(WaitOp::none), std::memory_order_relaxed); }
+    } clear{me};
+    for (std::uint32_t i = 0; i < policy_.yields; ++i) {
+      ::sched_yield();
+      if (ready()) return;
+    }
+    for (;;) {
+      if (int peer = lost(); peer >= 0) {
+        if (ready()) return;
+        on_lost(peer);
+      }
+      std::uint32_t bell = me.doorbell.load(std::memory_order_acquire);
+      me.sleeping.store(1, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with Segment::wake
+      if (ready()) {
+        me.sleeping.store(0, std::memory_order_relaxed);
+        return;
+      }
+      platform::futex_wait(me.doorbell, bell, policy_.sleep_slice);
+      me.sleeping.store(0, std::memory_order_relaxed);
+      if (ready()) return;
+      // Short spin after a wake-up: the waker's data is usually already visible.
+      for (std::uint32_t i = 0; i < 64; ++i) {
+        cpu_relax();
+        if (ready()) return;
+      }
+    }
+  }
+
+ private:
+  static void record(RankSlot& me, const WaitFor& what) noexcept {
+    me.wait_peer.store(what.peer, std::memory_order_relaxed);
+    me.wait_tag.store(what.tag, std::memory_order_relaxed);
+    me.wait_comm.store(what.comm, std::memory_order_relaxed);
+    me.wait_op.store(static_cast<std::uint32_t>(what.op), std::memory_order_release);
+  }
+
+  Segment segment_;
+  int self_ = 0;
+  WaitPolicy policy_ = WaitPolicy::for_job(false);
+};
+
+}  // namespace cohort::transport
