@@ -40,6 +40,12 @@ std::terminate_handler g_previous_terminate = nullptr;
   std::abort();
 }
 
+std::vector<int> identity_ranks(int n) {
+  std::vector<int> v(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = i;
+  return v;
+}
+
 std::uint64_t random_job_id() {
   std::random_device rd;
   return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
@@ -77,7 +83,7 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
   slot.state.store(static_cast<std::uint32_t>(transport::RankState::attached),
                    std::memory_order_release);
   world_ = std::make_unique<Communicator>(
-      std::make_shared<CommunicatorImpl>(*this, info_.rank, info_.size));
+      std::make_shared<CommunicatorImpl>(*this, 0u, identity_ranks(info_.size), info_.rank));
 }
 
 Runtime::~Runtime() {

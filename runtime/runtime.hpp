@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "cohort/communicator.hpp"
 #include "runtime/contract/contract.hpp"
@@ -36,19 +37,26 @@ class Runtime {
   std::unique_ptr<Communicator> world_;
 };
 
-/// Implementation of a communicator: its members and its place in the job.
+/// Implementation of a communicator: its members, its message space (context id) and the
+/// per-layer state of point-to-point and collectives. Member i of the communicator is world rank
+/// world_ranks()[i]; the world communicator has context 0.
 class CommunicatorImpl {
  public:
-  CommunicatorImpl(Runtime& runtime, int rank, int size) noexcept
-      : runtime_(runtime), rank_(rank), size_(size) {}
+  CommunicatorImpl(Runtime& runtime, std::uint32_t context, std::vector<int> world_ranks, int rank)
+      : runtime_(runtime), context_(context), world_ranks_(std::move(world_ranks)), rank_(rank) {}
   [[nodiscard]] Runtime& runtime() const noexcept { return runtime_; }
+  [[nodiscard]] std::uint32_t context() const noexcept { return context_; }
   [[nodiscard]] int rank() const noexcept { return rank_; }
-  [[nodiscard]] int size() const noexcept { return size_; }
+  [[nodiscard]] int size() const noexcept { return static_cast<int>(world_ranks_.size()); }
+  /// World rank of member `rank`.
+  [[nodiscard]] int world_rank(int rank) const noexcept { return world_ranks_[static_cast<std::size_t>(rank)]; }
+  [[nodiscard]] const std::vector<int>& world_ranks() const noexcept { return world_ranks_; }
 
  private:
   Runtime& runtime_;
+  std::uint32_t context_;
+  std::vector<int> world_ranks_;
   int rank_;
-  int size_;
 };
 
 }  // namespace cohort::detail

@@ -7,6 +7,7 @@
 
 #include "cohort/errors.hpp"
 #include "runtime/platform/futex.hpp"
+#include "runtime/transport/collective_area.hpp"
 #include "runtime/transport/mailboxes.hpp"
 
 namespace cohort::transport {
@@ -19,7 +20,9 @@ SegmentLayout segment_layout(int ranks) {
   l.control_offset = sizeof(SegmentHeader);
   l.mailbox_offset = align_up(l.control_offset + sizeof(RankSlot) * static_cast<std::size_t>(ranks), 4096);
   l.mailbox_bytes = align_up(mailbox_area_bytes(ranks), 4096);
-  l.total_bytes = l.mailbox_offset + l.mailbox_bytes;
+  l.collective_offset = l.mailbox_offset + l.mailbox_bytes;
+  l.collective_bytes = align_up(collective_area_bytes(ranks), 4096);
+  l.total_bytes = l.collective_offset + l.collective_bytes;
   return l;
 }
 
@@ -35,12 +38,14 @@ Segment Segment::format(std::span<std::byte> memory, int ranks, std::uint64_t jo
   h->job = job;
   h->control_offset = l.control_offset;
   h->mailbox_offset = l.mailbox_offset;
+  h->collective_offset = l.collective_offset;
   h->oversubscribed = oversubscribed ? 1 : 0;
   for (int r = 0; r < ranks; ++r) {
     new (memory.data() + l.control_offset + sizeof(RankSlot) * static_cast<std::size_t>(r)) RankSlot{};
   }
   Segment seg(memory);
   format_mailboxes(seg.mailbox_area(), ranks);
+  format_collective_area(seg.collective_area(), ranks);
   h->version.store(kSegmentVersion, std::memory_order_relaxed);
   h->total_bytes.store(l.total_bytes, std::memory_order_relaxed);
   h->magic.store(kSegmentMagic, std::memory_order_release);  // published last
@@ -77,6 +82,11 @@ void Segment::validate(std::uint64_t expected_job, int expected_ranks) const {
 std::span<std::byte> Segment::mailbox_area() const noexcept {
   SegmentLayout l = segment_layout(ranks());
   return memory_.subspan(header().mailbox_offset, l.mailbox_bytes);
+}
+
+std::span<std::byte> Segment::collective_area() const noexcept {
+  SegmentLayout l = segment_layout(ranks());
+  return memory_.subspan(header().collective_offset, l.collective_bytes);
 }
 
 void Segment::wake(int rank) const noexcept {

@@ -3,6 +3,7 @@
 //   offset 0                      SegmentHeader (1 cache line; magic/version/size published last)
 //   control_offset                RankSlot[ranks]   (1 cache line each: state, doorbell, wait record)
 //   mailbox_offset                mailbox area      (runtime/transport/mailboxes.hpp)
+//   collective_offset             collective area   (runtime/transport/collective_area.hpp)
 //   total_bytes
 //
 // Everything in the segment is addressed by offsets, never pointers: each process maps it at
@@ -58,6 +59,7 @@ struct alignas(kCacheLine) SegmentHeader {
   std::uint64_t job;
   std::uint64_t control_offset;
   std::uint64_t mailbox_offset;
+  std::uint64_t collective_offset;
   std::atomic<std::uint32_t> abort;            // nonzero: the job is being torn down
   std::uint32_t oversubscribed;
 };
@@ -68,6 +70,8 @@ struct SegmentLayout {
   std::size_t control_offset;
   std::size_t mailbox_offset;
   std::size_t mailbox_bytes;
+  std::size_t collective_offset;
+  std::size_t collective_bytes;
   std::size_t total_bytes;
 };
 
@@ -96,6 +100,7 @@ class Segment {
     return reinterpret_cast<RankSlot*>(memory_.data() + header().control_offset)[rank];
   }
   [[nodiscard]] std::span<std::byte> mailbox_area() const noexcept;
+  [[nodiscard]] std::span<std::byte> collective_area() const noexcept;
   [[nodiscard]] std::span<std::byte> memory() const noexcept { return memory_; }
 
   /// True while `rank` can still send (pending, attached).
