@@ -78,6 +78,7 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
     mapping_ = platform::Mapping(owned_fd_.get(), layout.total_bytes, "singleton segment");
     segment_ = transport::Segment::format(mapping_.bytes(), 1, info_.job, false);
   }
+  waiter_ = transport::Waiter(segment_, info_.rank, info_.oversubscribed);
   transport::RankSlot& slot = segment_.slot(info_.rank);
   slot.pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
   slot.state.store(static_cast<std::uint32_t>(transport::RankState::attached),

@@ -11,6 +11,7 @@
 #include "runtime/contract/contract.hpp"
 #include "runtime/platform/shared_memory.hpp"
 #include "runtime/transport/segment.hpp"
+#include "runtime/transport/waiter.hpp"
 
 namespace cohort::detail {
 
@@ -25,6 +26,8 @@ class Runtime {
   [[nodiscard]] bool oversubscribed() const noexcept { return info_.oversubscribed; }
   [[nodiscard]] const transport::Segment& segment() const noexcept { return segment_; }
   [[nodiscard]] Communicator& world() noexcept { return *world_; }
+  /// This rank's waiter (spin, yield, sleep on its doorbell).
+  [[nodiscard]] transport::Waiter& waiter() noexcept { return waiter_; }
 
   /// The active runtime, or nullptr.
   static Runtime* current() noexcept;
@@ -34,6 +37,7 @@ class Runtime {
   platform::FileDescriptor owned_fd_;  // singleton only
   platform::Mapping mapping_;
   transport::Segment segment_;
+  transport::Waiter waiter_;
   std::unique_ptr<Communicator> world_;
 };
 
