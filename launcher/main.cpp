@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   }
   using namespace cohort;
   auto layout = transport::segment_layout(n);
-  auto fd = platform::create_shared_memory("cohort-job", layout.total_bytes);
+  auto fd = platform::create_shared_memory("cohort-job", layout.total_bytes, layout.reserved_bytes());
   platform::Mapping map(fd.get(), layout.total_bytes, "job");
   transport::Segment::format(map.bytes(), n, 1234, false);
   for (int r = 0; r < n; ++r) {

@@ -74,7 +74,8 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
     info_ = contract::LaunchInfo{};
     info_.job = random_job_id();
     auto layout = transport::segment_layout(1);
-    owned_fd_ = platform::create_shared_memory("cohort-singleton", layout.total_bytes);
+    owned_fd_ = platform::create_shared_memory("cohort-singleton", layout.total_bytes,
+                                               layout.reserved_bytes());
     mapping_ = platform::Mapping(owned_fd_.get(), layout.total_bytes, "singleton segment");
     segment_ = transport::Segment::format(mapping_.bytes(), 1, info_.job, false);
   }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 #include <utility>
@@ -32,7 +33,9 @@ void FileDescriptor::reset() noexcept {
   }
 }
 
-FileDescriptor create_shared_memory(std::string_view debug_name, std::size_t bytes) {
+FileDescriptor create_shared_memory(std::string_view debug_name, std::size_t bytes,
+                                    std::size_t reserve_bytes) {
+  reserve_bytes = std::min(reserve_bytes, bytes);
   std::string name(debug_name);
   int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC);
   if (fd < 0) throw_errno(fmt::format("memfd_create({})", name));
@@ -42,13 +45,13 @@ FileDescriptor create_shared_memory(std::string_view debug_name, std::size_t byt
   // posix_fallocate returns the error number instead of setting errno.
   int rc = 0;
   do {
-    rc = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+    rc = reserve_bytes == 0 ? 0 : ::posix_fallocate(fd, 0, static_cast<off_t>(reserve_bytes));
   } while (rc == EINTR);
   if (rc != 0) {
     throw std::system_error(rc, std::generic_category(),
                             fmt::format("cannot reserve {} bytes of shared memory for {} "
                                         "(is memory or the shmem limit exhausted?)",
-                                        bytes, name));
+                                        reserve_bytes, name));
   }
   return owned;
 }

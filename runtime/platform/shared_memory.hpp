@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -37,7 +38,9 @@ class FileDescriptor {
 /// pages up front so that exhausted memory fails here, with a clear message, and never later as
 /// SIGBUS. Only processes that inherit the descriptor (or its owner, via /proc) can open it:
 /// there is no name in /dev/shm to collide with or to leave behind.
-FileDescriptor create_shared_memory(std::string_view debug_name, std::size_t bytes);
+/// `reserve_bytes` (default: all) limits the up-front reservation to the first bytes.
+FileDescriptor create_shared_memory(std::string_view debug_name, std::size_t bytes,
+                                    std::size_t reserve_bytes = SIZE_MAX);
 
 /// Size in bytes of the file behind `fd` (fstat).
 std::size_t file_size(int fd, std::string_view what);

@@ -1,9 +1,10 @@
 // Transport layer: the job segment's layout. Pure data over memory the segment does not own.
 //
-//   offset 0                      SegmentHeader (1 cache line; magic/version/size published last)
+//   offset 0                      SegmentHeader (2 cache lines; magic/version/size published last)
 //   control_offset                RankSlot[ranks]   (1 cache line each: state, doorbell, wait record)
 //   mailbox_offset                mailbox area      (runtime/transport/mailboxes.hpp)
 //   collective_offset             collective area   (runtime/transport/collective_area.hpp)
+//   heap_offset                   shared heap       (runtime/transport/shared_heap.hpp)
 //   total_bytes
 //
 // Everything in the segment is addressed by offsets, never pointers: each process maps it at
@@ -49,7 +50,11 @@ struct alignas(kCacheLine) RankSlot {
 };
 static_assert(sizeof(RankSlot) == kCacheLine);
 
-/// The first cache line. `magic`, `version` and `total_bytes` are written last (release) by the
+/// Default size of the shared heap (SharedArray, SharedValue, locks). Its pages are not reserved
+/// at launch (they are committed as they are touched), so a large default costs nothing unused.
+inline constexpr std::size_t kDefaultHeapBytes = std::size_t{64} << 20;
+
+/// The first two cache lines. `magic`, `version` and `total_bytes` are written last (release) by the
 /// creator; an attaching rank waits until `magic` reads kSegmentMagic (acquire).
 struct alignas(kCacheLine) SegmentHeader {
   std::atomic<std::uint64_t> magic;
@@ -62,8 +67,10 @@ struct alignas(kCacheLine) SegmentHeader {
   std::uint64_t collective_offset;
   std::atomic<std::uint32_t> abort;            // nonzero: the job is being torn down
   std::uint32_t oversubscribed;
+  std::uint64_t heap_offset;
+  std::uint64_t heap_bytes;
 };
-static_assert(sizeof(SegmentHeader) == kCacheLine);
+static_assert(sizeof(SegmentHeader) == 2 * kCacheLine);
 
 /// Byte offsets of each region for a job of `ranks` ranks.
 struct SegmentLayout {
@@ -72,11 +79,15 @@ struct SegmentLayout {
   std::size_t mailbox_bytes;
   std::size_t collective_offset;
   std::size_t collective_bytes;
+  std::size_t heap_offset;
+  std::size_t heap_bytes;
   std::size_t total_bytes;
+  /// Bytes to reserve (commit) at creation: everything but the heap.
+  [[nodiscard]] std::size_t reserved_bytes() const noexcept { return heap_offset; }
 };
 
-/// Pure function: the layout for `ranks` ranks.
-SegmentLayout segment_layout(int ranks);
+/// Pure function: the layout for `ranks` ranks and a shared heap of `heap_bytes`.
+SegmentLayout segment_layout(int ranks, std::size_t heap_bytes = kDefaultHeapBytes);
 
 /// A view of a formatted segment (does not own the memory).
 class Segment {
@@ -87,7 +98,7 @@ class Segment {
   /// Formats `memory` (at least segment_layout(ranks).total_bytes, zero-filled) for a job and
   /// publishes the header last. Called once, by the launcher or the spawning process.
   static Segment format(std::span<std::byte> memory, int ranks, std::uint64_t job,
-                        bool oversubscribed);
+                        bool oversubscribed, std::size_t heap_bytes = kDefaultHeapBytes);
 
   /// Checks magic, version and size; throws cohort::ContractError describing the mismatch.
   void validate(std::uint64_t expected_job, int expected_ranks) const;
@@ -101,6 +112,7 @@ class Segment {
   }
   [[nodiscard]] std::span<std::byte> mailbox_area() const noexcept;
   [[nodiscard]] std::span<std::byte> collective_area() const noexcept;
+  [[nodiscard]] std::span<std::byte> heap_area() const noexcept;
   [[nodiscard]] std::span<std::byte> memory() const noexcept { return memory_; }
 
   /// True while `rank` can still send (pending, attached).

@@ -18,13 +18,18 @@ TEST(Segment, LayoutIsAlignedAndGrowsWithRanks) {
     EXPECT_EQ(l.control_offset % kCacheLine, 0u);
     EXPECT_EQ(l.mailbox_offset % 4096, 0u);
     EXPECT_GE(l.mailbox_offset, l.control_offset + n * sizeof(RankSlot));
-    EXPECT_EQ(l.total_bytes, l.mailbox_offset + l.mailbox_bytes);
+    EXPECT_EQ(l.collective_offset, l.mailbox_offset + l.mailbox_bytes);
+    EXPECT_EQ(l.heap_offset, l.collective_offset + l.collective_bytes);
+    EXPECT_EQ(l.total_bytes, l.heap_offset + l.heap_bytes);
+    EXPECT_EQ(l.reserved_bytes() % 4096, 0u);
   }
   EXPECT_LE(segment_layout(2).total_bytes, segment_layout(64).total_bytes);
 }
 
 TEST(Segment, SixtyFourRanksFitInDockersDefaultDevShm) {
-  EXPECT_LT(segment_layout(64).total_bytes, 64u << 20);
+  // What a job commits at launch (the heap is committed only as it is used).
+  EXPECT_LT(segment_layout(64).reserved_bytes(), 64u << 20);
+  EXPECT_LT(segment_layout(64, 0).total_bytes, 64u << 20);
 }
 
 TEST(Segment, FormatPublishesAValidHeader) {
