@@ -55,12 +55,18 @@ class CommunicatorImpl {
   /// World rank of member `rank`.
   [[nodiscard]] int world_rank(int rank) const noexcept { return world_ranks_[static_cast<std::size_t>(rank)]; }
   [[nodiscard]] const std::vector<int>& world_ranks() const noexcept { return world_ranks_; }
+  /// Key of the next collectively created shared object (SharedArray, Lock, ...) on this
+  /// communicator: every member creates them in the same order, so the keys agree.
+  [[nodiscard]] std::uint64_t next_shared_object_key() noexcept {
+    return (static_cast<std::uint64_t>(context_) << 32) | ++shared_objects_;
+  }
 
  private:
   Runtime& runtime_;
   std::uint32_t context_;
   std::vector<int> world_ranks_;
   int rank_;
+  std::uint32_t shared_objects_ = 0;
 };
 
 }  // namespace cohort::detail

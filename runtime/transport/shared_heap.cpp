@@ -24,7 +24,8 @@ void format_heap_area(std::span<std::byte> area, std::size_t capacity) {
   }
 }
 
-std::span<std::byte> SharedHeap::attach(std::uint64_t key, std::size_t bytes, std::size_t align) {
+std::span<std::byte> SharedHeap::attach(std::uint64_t key, std::size_t bytes, std::size_t align,
+                                        Init init, const void* init_context) {
   if (key == 0 || align == 0 || (align & (align - 1)) != 0 || align > 4096) {
     throw InvalidArgument(fmt::format("shared heap: bad key {} or alignment {}", key, align));
   }
@@ -55,8 +56,10 @@ std::span<std::byte> SharedHeap::attach(std::uint64_t key, std::size_t bytes, st
         e.offset = offset;
         e.bytes = bytes;
         e.align = static_cast<std::uint32_t>(align);
+        std::span<std::byte> block{data() + offset, bytes};
+        if (init != nullptr) init(block, init_context);
         e.ready.store(1, std::memory_order_release);
-        return {data() + offset, bytes};
+        return block;
       }
     }
     if (seen == key || e.key.load(std::memory_order_acquire) == key) {

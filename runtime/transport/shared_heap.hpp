@@ -47,7 +47,10 @@ class SharedHeap {
   /// if nobody has yet. Throws cohort::InvalidArgument when the block exists with another size,
   /// cohort::ResourceError when the heap or its table is exhausted (naming what was asked, what
   /// is left and cohortrun's --shared-heap option).
-  std::span<std::byte> attach(std::uint64_t key, std::size_t bytes, std::size_t align);
+  /// `init`, if given, fills the block once, before any other process can see it.
+  using Init = void (*)(std::span<std::byte> block, const void* context);
+  std::span<std::byte> attach(std::uint64_t key, std::size_t bytes, std::size_t align,
+                              Init init = nullptr, const void* init_context = nullptr);
 
   [[nodiscard]] std::size_t capacity() const noexcept { return header().capacity; }
   [[nodiscard]] std::size_t used() const noexcept { return header().used.load(); }
