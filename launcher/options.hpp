@@ -1,0 +1,50 @@
+// cohortrun: command-line options (CLI11), in the conventions mpirun users know.
+#pragma once
+
+#include <optional>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "launcher/placement.hpp"
+
+namespace cohort::launcher {
+
+/// Exit codes of cohortrun (also in --help and docs/launcher.md).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitUsage = 2;    // bad options or program, or the job could not be started
+inline constexpr int kExitTimeout = 124;  // --timeout expired (as timeout(1))
+inline constexpr int kExitSignalBase = 128;  // + N: a rank (or cohortrun) killed by signal N
+
+struct Options {
+  int ranks = 0;  // 0: one per core the launcher may use
+  BindPolicy bind = BindPolicy::automatic;
+  MapPolicy map = MapPolicy::core;
+  bool report_bindings = false;
+  bool tag_output = false;
+  bool timestamp_output = false;
+  std::string output_dir;
+  /// -x NAME=VALUE (value set) or -x NAME (exported from cohortrun's environment).
+  std::vector<std::pair<std::string, std::optional<std::string>>> env;
+  double timeout_seconds = 0;  // 0: none
+  double grace_seconds = 1.0;  // SIGTERM -> SIGKILL delay when the job is torn down
+  bool verbose = false;
+  std::vector<std::string> command;  // PROGRAM ARGS...
+};
+
+/// Parses the command line. Returns the options, or the exit code when cohortrun must stop now
+/// (--help: 0, after printing the help to `out`; an error: kExitUsage, after one line naming the
+/// problem and the usage line on `err`). Does not look the program up (see find_executable).
+struct ParseResult {
+  std::optional<Options> options;
+  int exit_code = 0;
+};
+ParseResult parse_options(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
+
+/// The one-line usage shown after an error.
+inline constexpr const char* kUsageLine =
+    "usage: cohortrun [-n N] [--bind-to core|numa|package|none] [--tag-output] [--timeout S] "
+    "[-x NAME[=VALUE]] ... PROGRAM [ARGS...]   (cohortrun --help for all options)";
+
+}  // namespace cohort::launcher
