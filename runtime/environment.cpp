@@ -11,6 +11,7 @@
 
 #include "cohort/environment.hpp"
 #include "cohort/errors.hpp"
+#include "runtime/collectives/engine.hpp"
 #include "runtime/runtime.hpp"
 
 namespace cohort {
@@ -80,6 +81,7 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
     segment_ = transport::Segment::format(mapping_.bytes(), 1, info_.job, false);
   }
   waiter_ = transport::Waiter(segment_, info_.rank, info_.oversubscribed);
+  collectives_ = std::make_unique<collectives::Engine>(segment_, info_.rank, info_.oversubscribed);
   transport::RankSlot& slot = segment_.slot(info_.rank);
   slot.pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
   slot.state.store(static_cast<std::uint32_t>(transport::RankState::attached),

@@ -13,6 +13,10 @@
 #include "runtime/transport/segment.hpp"
 #include "runtime/transport/waiter.hpp"
 
+namespace cohort::collectives {
+class Engine;  // runtime/collectives/engine.hpp
+}
+
 namespace cohort::detail {
 
 class Runtime {
@@ -28,6 +32,8 @@ class Runtime {
   [[nodiscard]] Communicator& world() noexcept { return *world_; }
   /// This rank's waiter (spin, yield, sleep on its doorbell).
   [[nodiscard]] transport::Waiter& waiter() noexcept { return waiter_; }
+  /// This rank's side of the shared-memory collectives.
+  [[nodiscard]] collectives::Engine& collectives() noexcept { return *collectives_; }
 
   /// The active runtime, or nullptr.
   static Runtime* current() noexcept;
@@ -38,6 +44,7 @@ class Runtime {
   platform::Mapping mapping_;
   transport::Segment segment_;
   transport::Waiter waiter_;
+  std::unique_ptr<collectives::Engine> collectives_;
   std::unique_ptr<Communicator> world_;
 };
 
@@ -55,6 +62,8 @@ class CommunicatorImpl {
   /// World rank of member `rank`.
   [[nodiscard]] int world_rank(int rank) const noexcept { return world_ranks_[static_cast<std::size_t>(rank)]; }
   [[nodiscard]] const std::vector<int>& world_ranks() const noexcept { return world_ranks_; }
+  /// Collectives: the sequence number of the next collective call (every member counts alike).
+  std::uint32_t next_collective_sequence() noexcept { return ++collective_sequence_; }
   /// Key of the next collectively created shared object (SharedArray, Lock, ...) on this
   /// communicator: every member creates them in the same order, so the keys agree.
   [[nodiscard]] std::uint64_t next_shared_object_key() noexcept {
@@ -67,6 +76,7 @@ class CommunicatorImpl {
   std::vector<int> world_ranks_;
   int rank_;
   std::uint32_t shared_objects_ = 0;
+  std::uint32_t collective_sequence_ = 0;  // collectives
 };
 
 }  // namespace cohort::detail

@@ -10,6 +10,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>  // collectives
+#include <span>      // collectives
+#include <string>    // collectives
+#include <vector>    // collectives
+
+#include "cohort/reduce_ops.hpp"  // collectives
 
 namespace cohort {
 
@@ -26,6 +32,92 @@ class Communicator {
   /// Number of ranks in the communicator.
   [[nodiscard]] int size() const noexcept;
 
+  // ---- collectives (begin; defined in cohort/collectives.hpp, documented there) ----------
+  /// Blocks until every rank of the communicator has called barrier().
+  void barrier();
+  /// Broadcasts `value` (or the buffer's elements) from `root` to every rank.
+  template <detail::CollectiveValue T>
+  void broadcast(T& value, int root);
+  template <detail::MutableCollectiveBuffer R>
+  void broadcast(R&& data, int root);
+  /// Resizes the vector / string to the root's size on the other ranks.
+  template <class T>
+  void broadcast(std::vector<T>& data, int root);
+  void broadcast(std::string& data, int root);
+
+  /// Combines every rank's value in rank order; the result is meaningful at `root` only (the
+  /// other ranks get their own `value` back).
+  template <detail::CollectiveValue T, class Op>
+  T reduce(const T& value, Op op, int root);
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out, class Op>
+  void reduce(const In& in, Out&& out, Op op, int root);
+  template <detail::MutableCollectiveBuffer R, class Op>
+  void reduce(R&& inout, Op op, int root);
+
+  /// Combines every rank's value in rank order; every rank gets the (bit-identical) result.
+  template <detail::CollectiveValue T, class Op>
+  T allreduce(const T& value, Op op);
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out, class Op>
+  void allreduce(const In& in, Out&& out, Op op);
+  template <detail::MutableCollectiveBuffer R, class Op>
+  void allreduce(R&& inout, Op op);
+
+  /// Inclusive prefix: rank r gets x0 op x1 op ... op xr.
+  template <detail::CollectiveValue T, class Op>
+  T scan(const T& value, Op op);
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out, class Op>
+  void scan(const In& in, Out&& out, Op op);
+  /// Exclusive prefix: rank r > 0 gets x0 op ... op x(r-1); rank 0's result is left unchanged
+  /// (`value` itself for the value form, `out` untouched for the buffer form).
+  template <detail::CollectiveValue T, class Op>
+  T exscan(const T& value, Op op);
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out, class Op>
+  void exscan(const In& in, Out&& out, Op op);
+  /// Elementwise reduction of `in` (size() * out.size() elements); rank r gets block r.
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out, class Op>
+  void reduce_scatter(const In& in, Out&& out, Op op);
+
+  /// Root receives one value per rank, in rank order; other ranks get an empty vector.
+  template <detail::CollectiveValue T>
+  std::vector<T> gather(const T& value, int root);
+  /// Root's `out` holds size() * in.size() elements (ignored elsewhere).
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+  void gather(const In& in, Out&& out, int root);
+  /// Root's `counts[r]` elements from rank r, packed in rank order into `out`.
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+  void gatherv(const In& in, Out&& out, std::span<const std::size_t> counts, int root);
+  /// Rank r gets element r of the root's `in` (size() elements; ignored elsewhere).
+  template <detail::CollectiveBuffer In>
+  detail::range_element_t<In> scatter(const In& in, int root);
+  /// Rank r gets block r (out.size() elements) of the root's `in`.
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+  void scatter(const In& in, Out&& out, int root);
+  /// Rank r gets `counts[r]` elements (root's counts; out.size() must match) of the packed `in`.
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+  void scatterv(const In& in, std::span<const std::size_t> counts, Out&& out, int root);
+  /// Every rank gets every rank's value, in rank order.
+  template <detail::CollectiveValue T>
+  std::vector<T> allgather(const T& value);
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+  void allgather(const In& in, Out&& out);
+  /// `counts[r]` elements from rank r (the same counts on every rank), packed in rank order.
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+  void allgatherv(const In& in, Out&& out, std::span<const std::size_t> counts);
+  /// Block j of `in` goes to rank j; block i of `out` comes from rank i (equal blocks).
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+  void alltoall(const In& in, Out&& out);
+  /// `send_counts[j]` elements to rank j, `recv_counts[i]` from rank i, packed in rank order.
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+  void alltoallv(const In& in, std::span<const std::size_t> send_counts, Out&& out,
+                 std::span<const std::size_t> recv_counts);
+
+  /// Splits into one communicator per `color`, members ordered by (key, rank). Returns
+  /// std::nullopt on ranks that pass cohort::undefined. Collective over this communicator.
+  [[nodiscard]] std::optional<Communicator> split(int color, int key = 0);
+  /// A communicator with the same members and a separate message space. Collective.
+  [[nodiscard]] Communicator dup();
+  // ---- collectives (end) ----------------------------------------------------------------
+
   /// Internal: wraps an implementation object.
   explicit Communicator(std::shared_ptr<detail::CommunicatorImpl> impl) noexcept
       : impl_(std::move(impl)) {}
@@ -36,3 +128,5 @@ class Communicator {
 };
 
 }  // namespace cohort
+
+#include "cohort/collectives.hpp"  // collectives: member template definitions

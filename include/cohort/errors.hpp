@@ -38,6 +38,14 @@ class InvalidArgument : public Error {
   using Error::Error;
 };
 
+/// Ranks called the same collective inconsistently (different operation, root, count or
+/// reduction): e.g. `rank 2: allreduce on communicator 0 (call #5): rank 0 passed 16 bytes, this
+/// rank passed 8 bytes`. The communicator must not be used for collectives afterwards.
+class CollectiveMismatch : public InvalidArgument {
+ public:
+  using InvalidArgument::InvalidArgument;
+};
+
 /// A peer this call depends on has died or exited; the call can never complete.
 class PeerLost : public Error {
  public:

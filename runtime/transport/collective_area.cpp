@@ -1,10 +1,35 @@
 #include "runtime/transport/collective_area.hpp"
 
+#include <new>
+
 namespace cohort::transport {
 
-// Placeholder until the shared-memory collectives land: no collective area.
-std::size_t collective_area_bytes(int /*ranks*/) { return 0; }
+std::size_t collective_chunk_bytes(int ranks) {
+  if (ranks <= 16) return 64u << 10;
+  if (ranks <= 64) return 32u << 10;
+  return 16u << 10;
+}
 
-void format_collective_area(std::span<std::byte> /*area*/, int /*ranks*/) {}
+std::size_t collective_block_bytes(int ranks) {
+  return CollectiveArea::kSlotData + kCollectiveSlots * collective_chunk_bytes(ranks);
+}
+
+std::size_t collective_area_bytes(int ranks) {
+  return kCacheLine + static_cast<std::size_t>(ranks) * collective_block_bytes(ranks);
+}
+
+void format_collective_area(std::span<std::byte> area, int ranks) {
+  // Zero-filled memory is a valid empty area; construct the atomics explicitly all the same.
+  CollectiveArea view(area, ranks);
+  new (&view.header()) CollectiveAreaHeader{};
+  for (int r = 0; r < ranks; ++r) {
+    new (&view.main(r)) CollectiveMain{};
+    new (&view.main_consumed(r)) CollectiveCounter{};
+    for (std::size_t s = 0; s < kCollectiveSlots; ++s) {
+      new (&view.slot(r, s)) CollectiveSlotHeader{};
+      new (&view.slot_consumed(r, s)) CollectiveCounter{};
+    }
+  }
+}
 
 }  // namespace cohort::transport

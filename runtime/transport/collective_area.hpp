@@ -1,16 +1,125 @@
-// Transport layer: the collective area of the job segment (per-rank flags and staging buffers
-// used by the shared-memory collectives). Owned by the collectives work.
+// Transport layer: the collective area of the job segment, used by the shared-memory collectives
+// (runtime/collectives). Pure data over memory it does not own.
+//
+// Every rank owns one block, indexed by world rank. A rank PUBLISHES into its own block only;
+// other ranks read it and say they are done by bumping a counter in it. Because a rank is in at
+// most one blocking collective at a time, one block per rank serves every communicator: each
+// publication is tagged with a token (context id << 32 | per-communicator sequence number).
+//
+//   area:  CollectiveAreaHeader (1 line: context-id counter) | RankBlock[ranks]
+//
+//   RankBlock (block_bytes(ranks), a multiple of 64):
+//     +0      CollectiveMain     2 lines: token (published last), descriptor (kind, root, bytes,
+//                                element size, operation id, chunk size, first chunk number) and
+//                                kCollectiveInlineBytes of inline payload
+//     +128    main_consumed      1 line: bumped by each reader when it is done with the main lines
+//     +192    SlotHeader[kSlots] 1 line each: chunk number + 1 once the chunk's data is written
+//     +448    slot_consumed[kSlots]  1 line each: bumped by each reader of the slot's chunk
+//     +704    data[kSlots][chunk_bytes(ranks)]  staging buffers (payloads above the inline size
+//                                are pipelined through them in chunks)
+//
+// Memory per rank: 704 B + 4 x chunk_bytes(ranks), where chunk_bytes is 64 KiB up to 16 ranks
+// (~257 KiB per rank), 32 KiB up to 64 ranks (~129 KiB) and 16 KiB above (~65 KiB).
+//
+// Concurrency: the owner writes CollectiveMain, SlotHeader and data; any rank may fetch_add the
+// consumed counters; the context counter is fetch_add'ed by any rank (split/dup leaders).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
+#include "runtime/transport/segment.hpp"
+
 namespace cohort::transport {
+
+inline constexpr std::size_t kCollectiveSlots = 4;
+inline constexpr std::size_t kCollectiveInlineBytes = 80;
+
+/// Chunk (staging buffer) size per slot for a job of `ranks` ranks.
+std::size_t collective_chunk_bytes(int ranks);
+
+/// Bytes of one rank's block.
+std::size_t collective_block_bytes(int ranks);
 
 /// Bytes of the collective area for `ranks` ranks (pure function).
 std::size_t collective_area_bytes(int ranks);
 
 /// Formats a zero-filled collective area of collective_area_bytes(ranks) bytes.
 void format_collective_area(std::span<std::byte> area, int ranks);
+
+struct alignas(kCacheLine) CollectiveAreaHeader {
+  std::atomic<std::uint32_t> next_context;  // last context id handed out (world is 0)
+};
+
+/// The publication lines of one rank. Plain fields are written by the owner before `token`
+/// (release) and read by others only after they loaded the token they expect (acquire).
+struct alignas(kCacheLine) CollectiveMain {
+  std::atomic<std::uint64_t> token;  // (context << 32) | sequence; 0 = nothing yet
+  std::uint32_t step;
+  std::uint16_t kind;
+  std::uint16_t flags;
+  std::int32_t root;
+  std::uint32_t op_id;
+  std::uint64_t bytes;
+  std::uint32_t chunk_bytes;
+  std::uint32_t elem_bytes;
+  std::uint64_t first_chunk;
+  std::byte inline_data[kCollectiveInlineBytes];
+};
+static_assert(sizeof(CollectiveMain) == 2 * kCacheLine);
+
+struct alignas(kCacheLine) CollectiveCounter {
+  std::atomic<std::uint64_t> value;
+};
+
+struct alignas(kCacheLine) CollectiveSlotHeader {
+  std::atomic<std::uint64_t> chunk;  // global chunk number + 1 of the data in the slot
+  std::uint32_t bytes;
+};
+
+/// A view of the collective area.
+class CollectiveArea {
+ public:
+  CollectiveArea() = default;
+  CollectiveArea(std::span<std::byte> area, int ranks) noexcept
+      : base_(area.data()), ranks_(ranks), chunk_bytes_(collective_chunk_bytes(ranks)),
+        block_bytes_(collective_block_bytes(ranks)) {}
+
+  [[nodiscard]] std::size_t chunk_bytes() const noexcept { return chunk_bytes_; }
+  [[nodiscard]] CollectiveAreaHeader& header() const noexcept {
+    return *reinterpret_cast<CollectiveAreaHeader*>(base_);
+  }
+  [[nodiscard]] CollectiveMain& main(int rank) const noexcept {
+    return *reinterpret_cast<CollectiveMain*>(block(rank));
+  }
+  [[nodiscard]] CollectiveCounter& main_consumed(int rank) const noexcept {
+    return *reinterpret_cast<CollectiveCounter*>(block(rank) + kMainConsumed);
+  }
+  [[nodiscard]] CollectiveSlotHeader& slot(int rank, std::size_t s) const noexcept {
+    return reinterpret_cast<CollectiveSlotHeader*>(block(rank) + kSlotHeaders)[s];
+  }
+  [[nodiscard]] CollectiveCounter& slot_consumed(int rank, std::size_t s) const noexcept {
+    return reinterpret_cast<CollectiveCounter*>(block(rank) + kSlotConsumed)[s];
+  }
+  [[nodiscard]] std::byte* slot_data(int rank, std::size_t s) const noexcept {
+    return block(rank) + kSlotData + s * chunk_bytes_;
+  }
+
+  static constexpr std::size_t kMainConsumed = sizeof(CollectiveMain);
+  static constexpr std::size_t kSlotHeaders = kMainConsumed + kCacheLine;
+  static constexpr std::size_t kSlotConsumed = kSlotHeaders + kCollectiveSlots * kCacheLine;
+  static constexpr std::size_t kSlotData = kSlotConsumed + kCollectiveSlots * kCacheLine;
+
+ private:
+  [[nodiscard]] std::byte* block(int rank) const noexcept {
+    return base_ + kCacheLine + static_cast<std::size_t>(rank) * block_bytes_;
+  }
+  std::byte* base_ = nullptr;
+  int ranks_ = 0;
+  std::size_t chunk_bytes_ = 0;
+  std::size_t block_bytes_ = 0;
+};
 
 }  // namespace cohort::transport

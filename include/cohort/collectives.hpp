@@ -1,0 +1,387 @@
+/// @file cohort/collectives.hpp
+/// Collective operations on a Communicator, over shared memory: barrier, broadcast, reduce,
+/// allreduce, scan/exscan, reduce_scatter, gather(v), scatter(v), allgather(v), alltoall(v),
+/// split and dup. Included by cohort/communicator.hpp; see docs/collectives.md.
+///
+/// Values are trivially copyable scalars/structs, or contiguous ranges of them (std::vector,
+/// std::span, std::array) which are processed elementwise; std::vector and std::string can also
+/// be broadcast with their size. Every rank of the communicator must make the same sequence of
+/// collective calls with matching roots, counts and operations; a detected inconsistency throws
+/// cohort::CollectiveMismatch naming both values, and a rank that died or exited before taking
+/// part makes the others throw cohort::PeerLost.
+///
+/// Reductions combine in rank order: `((x0 op x1) op x2) ...` elementwise, so the operation only
+/// has to be associative, and floating-point results are bit-identical on every rank and run.
+///
+/// Example:
+/// @code
+///   auto& world = env.world();
+///   double sum = world.allreduce(local, std::plus<>{});
+///   std::vector<double> v(1000, world.rank());
+///   world.allreduce(v, cohort::max);                    // in place, elementwise
+///   world.broadcast(v, 0);                              // resized to root's size elsewhere
+///   std::vector<int> all = world.gather(world.rank(), 0);
+///   auto half = world.split(world.rank() % 2, world.rank());   // std::optional<Communicator>
+///   half->barrier();
+/// @endcode
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <string>
+#include <typeinfo>
+#include <vector>
+
+#include "cohort/communicator.hpp"
+#include "cohort/errors.hpp"
+#include "cohort/reduce_ops.hpp"
+
+namespace cohort {
+namespace detail {
+
+/// A type-erased elementwise combination `acc[i] = op(acc[i], in[i])` for i < count.
+struct Combiner {
+  void (*fn)(const void* op, void* acc, const void* in, std::size_t count);
+  const void* op;
+  std::size_t elem_bytes;
+  std::uint32_t op_id;  // same operation and element type => same id (mismatch detection)
+};
+
+template <class T, class Op>
+void combine_elements(const void* op, void* acc, const void* in, std::size_t count) {
+  const Op& f = *static_cast<const Op*>(op);
+  T* __restrict a = static_cast<T*>(acc);
+  const T* __restrict b = static_cast<const T*>(in);
+  for (std::size_t i = 0; i < count; ++i) a[i] = f(a[i], b[i]);
+}
+
+inline std::uint32_t type_id_hash(const char* s) noexcept {
+  std::uint32_t h = 2166136261u;
+  for (; *s != 0; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 16777619u;
+  return h;
+}
+
+template <class T, class Op>
+Combiner make_combiner(const Op& op) {
+  return Combiner{&combine_elements<T, Op>, &op, sizeof(T),
+                  type_id_hash(typeid(Op).name()) * 31u + type_id_hash(typeid(T).name())};
+}
+
+// Type-erased entry points (runtime/collectives). Byte counts; `counts` arrays have size()
+// entries; nullptr counts mean "every block is `bytes`".
+void collective_barrier(CommunicatorImpl& c);
+void collective_broadcast(CommunicatorImpl& c, void* data, std::size_t bytes, int root);
+void collective_reduce(CommunicatorImpl& c, const void* in, void* out, std::size_t bytes,
+                       const Combiner& op, int root);
+void collective_allreduce(CommunicatorImpl& c, const void* in, void* out, std::size_t bytes,
+                          const Combiner& op);
+void collective_scan(CommunicatorImpl& c, const void* in, void* out, std::size_t bytes,
+                     const Combiner& op, bool exclusive);
+void collective_reduce_scatter(CommunicatorImpl& c, const void* in, void* out,
+                               std::size_t block_bytes, const Combiner& op);
+void collective_gather(CommunicatorImpl& c, const void* in, std::size_t bytes, void* out,
+                       const std::size_t* counts, int root);
+void collective_scatter(CommunicatorImpl& c, const void* in, const std::size_t* counts, void* out,
+                        std::size_t bytes, int root, bool variant);
+void collective_allgather(CommunicatorImpl& c, const void* in, std::size_t bytes, void* out,
+                          const std::size_t* counts);
+void collective_alltoall(CommunicatorImpl& c, const void* in, const std::size_t* send_counts,
+                         void* out, const std::size_t* recv_counts, std::size_t block_bytes);
+std::shared_ptr<CommunicatorImpl> collective_split(CommunicatorImpl& c, int color, int key);
+std::shared_ptr<CommunicatorImpl> collective_dup(CommunicatorImpl& c);
+[[noreturn]] void collective_bad_argument(CommunicatorImpl& c, const char* op,
+                                          const std::string& what);
+
+template <class R>
+std::size_t bytes_of(const R& r) {
+  return std::ranges::size(r) * sizeof(range_element_t<R>);
+}
+template <class T>
+std::vector<std::size_t> counts_in_bytes(std::span<const std::size_t> counts) {
+  std::vector<std::size_t> b(counts.begin(), counts.end());
+  for (auto& x : b) x *= sizeof(T);
+  return b;
+}
+
+}  // namespace detail
+
+inline void Communicator::barrier() { detail::collective_barrier(impl()); }
+
+template <detail::CollectiveValue T>
+void Communicator::broadcast(T& value, int root) {
+  detail::collective_broadcast(impl(), &value, sizeof(T), root);
+}
+
+template <detail::MutableCollectiveBuffer R>
+void Communicator::broadcast(R&& data, int root) {
+  detail::collective_broadcast(impl(), std::ranges::data(data), detail::bytes_of(data), root);
+}
+
+template <class T>
+void Communicator::broadcast(std::vector<T>& data, int root) {
+  static_assert(std::is_trivially_copyable_v<T>, "broadcast: element type must be trivially copyable");
+  std::uint64_t n = data.size();
+  broadcast(n, root);
+  if (rank() != root) data.resize(static_cast<std::size_t>(n));
+  detail::collective_broadcast(impl(), data.data(), data.size() * sizeof(T), root);
+}
+
+inline void Communicator::broadcast(std::string& data, int root) {
+  std::uint64_t n = data.size();
+  broadcast(n, root);
+  if (rank() != root) data.resize(static_cast<std::size_t>(n));
+  detail::collective_broadcast(impl(), data.data(), data.size(), root);
+}
+
+template <detail::CollectiveValue T, class Op>
+T Communicator::reduce(const T& value, Op op, int root) {
+  T out = value;
+  detail::collective_reduce(impl(), &value, &out, sizeof(T), detail::make_combiner<T>(op), root);
+  return out;
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out, class Op>
+void Communicator::reduce(const In& in, Out&& out, Op op, int root) {
+  using T = detail::range_element_t<In>;
+  static_assert(std::is_same_v<T, detail::range_element_t<Out>>, "reduce: in and out element types differ");
+  if (rank() == root && std::ranges::size(out) != std::ranges::size(in)) {
+    detail::collective_bad_argument(impl(), "reduce", "out.size() must equal in.size() at the root");
+  }
+  detail::collective_reduce(impl(), std::ranges::data(in), rank() == root ? std::ranges::data(out) : nullptr,
+                            detail::bytes_of(in), detail::make_combiner<T>(op), root);
+}
+
+template <detail::MutableCollectiveBuffer R, class Op>
+void Communicator::reduce(R&& inout, Op op, int root) {
+  using T = detail::range_element_t<R>;
+  detail::collective_reduce(impl(), std::ranges::data(inout), std::ranges::data(inout),
+                            detail::bytes_of(inout), detail::make_combiner<T>(op), root);
+}
+
+template <detail::CollectiveValue T, class Op>
+T Communicator::allreduce(const T& value, Op op) {
+  T out = value;
+  detail::collective_allreduce(impl(), &value, &out, sizeof(T), detail::make_combiner<T>(op));
+  return out;
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out, class Op>
+void Communicator::allreduce(const In& in, Out&& out, Op op) {
+  using T = detail::range_element_t<In>;
+  static_assert(std::is_same_v<T, detail::range_element_t<Out>>, "allreduce: in and out element types differ");
+  if (std::ranges::size(out) != std::ranges::size(in)) {
+    detail::collective_bad_argument(impl(), "allreduce", "out.size() must equal in.size()");
+  }
+  detail::collective_allreduce(impl(), std::ranges::data(in), std::ranges::data(out),
+                               detail::bytes_of(in), detail::make_combiner<T>(op));
+}
+
+template <detail::MutableCollectiveBuffer R, class Op>
+void Communicator::allreduce(R&& inout, Op op) {
+  using T = detail::range_element_t<R>;
+  detail::collective_allreduce(impl(), std::ranges::data(inout), std::ranges::data(inout),
+                               detail::bytes_of(inout), detail::make_combiner<T>(op));
+}
+
+template <detail::CollectiveValue T, class Op>
+T Communicator::scan(const T& value, Op op) {
+  T out = value;
+  detail::collective_scan(impl(), &value, &out, sizeof(T), detail::make_combiner<T>(op), false);
+  return out;
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out, class Op>
+void Communicator::scan(const In& in, Out&& out, Op op) {
+  using T = detail::range_element_t<In>;
+  static_assert(std::is_same_v<T, detail::range_element_t<Out>>, "scan: in and out element types differ");
+  if (std::ranges::size(out) != std::ranges::size(in)) {
+    detail::collective_bad_argument(impl(), "scan", "out.size() must equal in.size()");
+  }
+  detail::collective_scan(impl(), std::ranges::data(in), std::ranges::data(out), detail::bytes_of(in),
+                          detail::make_combiner<T>(op), false);
+}
+
+template <detail::CollectiveValue T, class Op>
+T Communicator::exscan(const T& value, Op op) {
+  T out = value;
+  detail::collective_scan(impl(), &value, &out, sizeof(T), detail::make_combiner<T>(op), true);
+  return out;
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out, class Op>
+void Communicator::exscan(const In& in, Out&& out, Op op) {
+  using T = detail::range_element_t<In>;
+  static_assert(std::is_same_v<T, detail::range_element_t<Out>>, "exscan: in and out element types differ");
+  if (std::ranges::size(out) != std::ranges::size(in)) {
+    detail::collective_bad_argument(impl(), "exscan", "out.size() must equal in.size()");
+  }
+  detail::collective_scan(impl(), std::ranges::data(in), std::ranges::data(out), detail::bytes_of(in),
+                          detail::make_combiner<T>(op), true);
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out, class Op>
+void Communicator::reduce_scatter(const In& in, Out&& out, Op op) {
+  using T = detail::range_element_t<In>;
+  static_assert(std::is_same_v<T, detail::range_element_t<Out>>, "reduce_scatter: in and out element types differ");
+  if (std::ranges::size(in) != std::ranges::size(out) * static_cast<std::size_t>(size())) {
+    detail::collective_bad_argument(impl(), "reduce_scatter", "in.size() must equal size() * out.size()");
+  }
+  detail::collective_reduce_scatter(impl(), std::ranges::data(in), std::ranges::data(out),
+                                    detail::bytes_of(out), detail::make_combiner<T>(op));
+}
+
+template <detail::CollectiveValue T>
+std::vector<T> Communicator::gather(const T& value, int root) {
+  std::vector<T> out(rank() == root ? static_cast<std::size_t>(size()) : 0);
+  detail::collective_gather(impl(), &value, sizeof(T), out.data(), nullptr, root);
+  return out;
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+void Communicator::gather(const In& in, Out&& out, int root) {
+  static_assert(std::is_same_v<detail::range_element_t<In>, detail::range_element_t<Out>>,
+                "gather: in and out element types differ");
+  if (rank() == root && std::ranges::size(out) != std::ranges::size(in) * static_cast<std::size_t>(size())) {
+    detail::collective_bad_argument(impl(), "gather", "out.size() must equal size() * in.size() at the root");
+  }
+  detail::collective_gather(impl(), std::ranges::data(in), detail::bytes_of(in),
+                            rank() == root ? std::ranges::data(out) : nullptr, nullptr, root);
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+void Communicator::gatherv(const In& in, Out&& out, std::span<const std::size_t> counts, int root) {
+  using T = detail::range_element_t<In>;
+  static_assert(std::is_same_v<T, detail::range_element_t<Out>>, "gatherv: in and out element types differ");
+  std::vector<std::size_t> bytes;
+  if (rank() == root) {
+    std::size_t total = 0;
+    for (std::size_t c : counts) total += c;
+    if (counts.size() != static_cast<std::size_t>(size()) || std::ranges::size(out) != total) {
+      detail::collective_bad_argument(impl(), "gatherv",
+                                      "the root needs size() counts and out.size() == their sum");
+    }
+    bytes = detail::counts_in_bytes<T>(counts);
+  }
+  detail::collective_gather(impl(), std::ranges::data(in), detail::bytes_of(in),
+                            rank() == root ? std::ranges::data(out) : nullptr,
+                            rank() == root ? bytes.data() : nullptr, root);
+}
+
+template <detail::CollectiveBuffer In>
+detail::range_element_t<In> Communicator::scatter(const In& in, int root) {
+  using T = detail::range_element_t<In>;
+  if (rank() == root && std::ranges::size(in) != static_cast<std::size_t>(size())) {
+    detail::collective_bad_argument(impl(), "scatter", "in.size() must equal size() at the root");
+  }
+  T out{};
+  detail::collective_scatter(impl(), rank() == root ? std::ranges::data(in) : nullptr, nullptr, &out,
+                             sizeof(T), root, false);
+  return out;
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+void Communicator::scatter(const In& in, Out&& out, int root) {
+  static_assert(std::is_same_v<detail::range_element_t<In>, detail::range_element_t<Out>>,
+                "scatter: in and out element types differ");
+  if (rank() == root && std::ranges::size(in) != std::ranges::size(out) * static_cast<std::size_t>(size())) {
+    detail::collective_bad_argument(impl(), "scatter", "in.size() must equal size() * out.size() at the root");
+  }
+  detail::collective_scatter(impl(), rank() == root ? std::ranges::data(in) : nullptr, nullptr,
+                             std::ranges::data(out), detail::bytes_of(out), root, false);
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+void Communicator::scatterv(const In& in, std::span<const std::size_t> counts, Out&& out, int root) {
+  using T = detail::range_element_t<In>;
+  static_assert(std::is_same_v<T, detail::range_element_t<Out>>, "scatterv: in and out element types differ");
+  std::vector<std::size_t> bytes;
+  if (rank() == root) {
+    std::size_t total = 0;
+    for (std::size_t c : counts) total += c;
+    if (counts.size() != static_cast<std::size_t>(size()) || std::ranges::size(in) != total) {
+      detail::collective_bad_argument(impl(), "scatterv",
+                                      "the root needs size() counts and in.size() == their sum");
+    }
+    bytes = detail::counts_in_bytes<T>(counts);
+  }
+  detail::collective_scatter(impl(), rank() == root ? std::ranges::data(in) : nullptr,
+                             rank() == root ? bytes.data() : nullptr, std::ranges::data(out),
+                             detail::bytes_of(out), root, true);
+}
+
+template <detail::CollectiveValue T>
+std::vector<T> Communicator::allgather(const T& value) {
+  std::vector<T> out(static_cast<std::size_t>(size()));
+  detail::collective_allgather(impl(), &value, sizeof(T), out.data(), nullptr);
+  return out;
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+void Communicator::allgather(const In& in, Out&& out) {
+  static_assert(std::is_same_v<detail::range_element_t<In>, detail::range_element_t<Out>>,
+                "allgather: in and out element types differ");
+  if (std::ranges::size(out) != std::ranges::size(in) * static_cast<std::size_t>(size())) {
+    detail::collective_bad_argument(impl(), "allgather", "out.size() must equal size() * in.size()");
+  }
+  detail::collective_allgather(impl(), std::ranges::data(in), detail::bytes_of(in), std::ranges::data(out),
+                               nullptr);
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+void Communicator::allgatherv(const In& in, Out&& out, std::span<const std::size_t> counts) {
+  using T = detail::range_element_t<In>;
+  static_assert(std::is_same_v<T, detail::range_element_t<Out>>, "allgatherv: in and out element types differ");
+  std::size_t total = 0;
+  for (std::size_t c : counts) total += c;
+  if (counts.size() != static_cast<std::size_t>(size()) || std::ranges::size(out) != total) {
+    detail::collective_bad_argument(impl(), "allgatherv", "needs size() counts and out.size() == their sum");
+  }
+  auto bytes = detail::counts_in_bytes<T>(counts);
+  detail::collective_allgather(impl(), std::ranges::data(in), detail::bytes_of(in), std::ranges::data(out),
+                               bytes.data());
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+void Communicator::alltoall(const In& in, Out&& out) {
+  static_assert(std::is_same_v<detail::range_element_t<In>, detail::range_element_t<Out>>,
+                "alltoall: in and out element types differ");
+  auto n = static_cast<std::size_t>(size());
+  if (std::ranges::size(in) != std::ranges::size(out) || std::ranges::size(in) % n != 0) {
+    detail::collective_bad_argument(impl(), "alltoall",
+                                    "in.size() must equal out.size() and be a multiple of size()");
+  }
+  detail::collective_alltoall(impl(), std::ranges::data(in), nullptr, std::ranges::data(out), nullptr,
+                              detail::bytes_of(in) / n);
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
+void Communicator::alltoallv(const In& in, std::span<const std::size_t> send_counts, Out&& out,
+                             std::span<const std::size_t> recv_counts) {
+  using T = detail::range_element_t<In>;
+  static_assert(std::is_same_v<T, detail::range_element_t<Out>>, "alltoallv: in and out element types differ");
+  std::size_t sent = 0, received = 0;
+  for (std::size_t c : send_counts) sent += c;
+  for (std::size_t c : recv_counts) received += c;
+  auto n = static_cast<std::size_t>(size());
+  if (send_counts.size() != n || recv_counts.size() != n || std::ranges::size(in) != sent ||
+      std::ranges::size(out) != received) {
+    detail::collective_bad_argument(impl(), "alltoallv",
+                                    "needs size() send and receive counts summing to in.size() and out.size()");
+  }
+  auto sb = detail::counts_in_bytes<T>(send_counts);
+  auto rb = detail::counts_in_bytes<T>(recv_counts);
+  detail::collective_alltoall(impl(), std::ranges::data(in), sb.data(), std::ranges::data(out), rb.data(), 0);
+}
+
+inline std::optional<Communicator> Communicator::split(int color, int key) {
+  auto impl_ptr = detail::collective_split(impl(), color, key);
+  if (!impl_ptr) return std::nullopt;
+  return Communicator(std::move(impl_ptr));
+}
+
+inline Communicator Communicator::dup() { return Communicator(detail::collective_dup(impl())); }
+
+}  // namespace cohort

@@ -1,0 +1,1015 @@
+// Collectives layer: the shared-memory algorithms behind Communicator's collective methods.
+// The protocol (publish into one's own block, readers acknowledge) is described in engine.hpp.
+//
+// Algorithms (n = communicator size, all flat: every rank reads its peers' blocks directly):
+//   barrier          every rank publishes an empty descriptor, reads everyone else's
+//   broadcast        the root publishes once (inline or chunked); the others copy from its block
+//   reduce           non-roots publish their data; the root combines chunk by chunk in rank order
+//   allreduce        <= inline size: everyone publishes, everyone combines in rank order;
+//                    larger: reduce to rank 0, then broadcast from rank 0
+//   scan / exscan    rank r publishes for ranks > r and combines ranks 0..r chunk by chunk
+//   reduce_scatter   allreduce, then each rank keeps its block
+//   gather(v)        the root copies each rank's published block
+//   scatter(v)       the root publishes its buffer; rank r copies its block (v: counts broadcast first)
+//   allgather(v)     everyone publishes, everyone copies everyone's block
+//   alltoall(v)      everyone publishes its send buffer, rank r copies block r of each (v: send
+//                    counts all-gathered first)
+// Copying collectives run a progress loop (publish what the slots allow, copy what is there) so
+// no rank blocks while it holds what another needs; combining ones proceed chunk by chunk in rank
+// order, which is deadlock-free because every stream is chunked alike.
+#include <sched.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "cohort/collectives.hpp"
+#include "cohort/errors.hpp"
+#include "runtime/collectives/engine.hpp"
+#include "runtime/runtime.hpp"
+
+namespace cohort::collectives {
+
+namespace {
+int online_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return CPU_COUNT(&set);
+}
+}  // namespace
+
+Engine::Engine(const transport::Segment& segment, int self, bool oversubscribed)
+    : segment_(segment),
+      area_(segment.collective_area(), segment.ranks()),
+      // The launcher may not know that the job is oversubscribed (e.g. unbound ranks): collective
+      // waits also yield early when ranks outnumber the cpus this rank may run on.
+      waiter_(segment, self, oversubscribed || segment.ranks() > online_cpus()),
+      self_(self) {}
+
+namespace {
+
+using transport::kCollectiveInlineBytes;
+using transport::kCollectiveSlots;
+
+enum class Kind : std::uint16_t {
+  barrier = 1,
+  broadcast,
+  reduce,
+  allreduce,
+  scan,
+  exscan,
+  reduce_scatter,
+  gather,
+  scatter,
+  allgather,
+  alltoall,
+  split,
+  dup,
+};
+
+const char* kind_name(std::uint16_t k) {
+  switch (static_cast<Kind>(k)) {
+    case Kind::barrier: return "barrier";
+    case Kind::broadcast: return "broadcast";
+    case Kind::reduce: return "reduce";
+    case Kind::allreduce: return "allreduce";
+    case Kind::scan: return "scan";
+    case Kind::exscan: return "exscan";
+    case Kind::reduce_scatter: return "reduce_scatter";
+    case Kind::gather: return "gather";
+    case Kind::scatter: return "scatter";
+    case Kind::allgather: return "allgather";
+    case Kind::alltoall: return "alltoall";
+    case Kind::split: return "split";
+    case Kind::dup: return "dup";
+  }
+  return "unknown collective";
+}
+
+constexpr std::uint16_t kFlagInline = 1;
+
+struct Descriptor {
+  Kind kind;
+  int root = -1;
+  std::uint64_t bytes = 0;
+  std::uint32_t elem_bytes = 1;
+  std::uint32_t op_id = 0;
+};
+
+/// A peer's publication this rank reads: the part [offset, offset + length) of its stream.
+struct Incoming {
+  int peer = 0;  // communicator rank
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  std::byte* dest = nullptr;           // copy target (copying collectives)
+  bool check_total = true;             // compare the stream's size with expect_total
+  std::uint64_t expect_total = 0;
+  // State.
+  bool opened = false;
+  bool is_inline = false;
+  bool done = false;
+  std::uint64_t first_chunk = 0;
+  std::uint64_t chunk_bytes = 0;
+  std::uint64_t total = 0;
+  std::uint64_t next = 0;  // chunk indexes [next, end) still to read
+  std::uint64_t end = 0;
+  const std::byte* inline_data = nullptr;
+};
+
+/// This rank's publication: `bytes` from `data`; rank r reads [ranges[r].first, +second).
+struct Outgoing {
+  const std::byte* data = nullptr;
+  Descriptor d;
+  std::vector<int> main_readers;  // communicator ranks
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // per communicator rank
+  // State.
+  bool is_inline = false;
+  std::uint64_t first = 0;
+  std::uint32_t chunk_bytes = 0;
+  std::uint64_t next = 0;
+  std::uint64_t chunks = 0;
+};
+
+class Call {
+ public:
+  Call(detail::CommunicatorImpl& comm, Kind kind)
+      : comm_(comm),
+        engine_(comm.runtime().collectives()),
+        area_(engine_.area()),
+        segment_(engine_.segment()),
+        kind_(kind),
+        seq_(comm.next_collective_sequence()),
+        token_((static_cast<std::uint64_t>(comm.context()) << 32) | seq_),
+        me_(comm.rank()),
+        n_(comm.size()) {}
+
+  [[nodiscard]] int me() const noexcept { return me_; }
+  [[nodiscard]] int n() const noexcept { return n_; }
+  [[nodiscard]] int world(int r) const noexcept { return comm_.world_rank(r); }
+  [[nodiscard]] Kind kind() const noexcept { return kind_; }
+  [[nodiscard]] detail::CommunicatorImpl& comm() const noexcept { return comm_; }
+
+  [[nodiscard]] std::string where() const {
+    return fmt::format("rank {}: {} on communicator {} (collective call #{})", me_,
+                       kind_name(static_cast<std::uint16_t>(kind_)), comm_.context(), seq_);
+  }
+
+  [[noreturn]] void throw_lost(int world_peer) const {
+    int peer = world_peer;
+    const auto& w = comm_.world_ranks();
+    if (auto it = std::find(w.begin(), w.end(), world_peer); it != w.end()) {
+      peer = static_cast<int>(it - w.begin());
+    }
+    throw PeerLost(peer, fmt::format("{}: rank {} (world rank {}) exited or died before taking "
+                                     "its part; the collective can never complete",
+                                     where(), peer, world_peer));
+  }
+
+  [[noreturn]] void mismatch(int peer, const char* what, std::uint64_t theirs,
+                             std::uint64_t mine) const {
+    throw CollectiveMismatch(fmt::format("{}: rank {} passed {} {}, this rank passed {}; every "
+                                         "rank must call collectives in the same order with "
+                                         "matching arguments",
+                                         where(), peer, what, theirs, mine));
+  }
+
+  template <class Ready, class Lost>
+  void wait(Ready&& ready, Lost&& lost) {
+    engine_.waiter().wait(
+        ready,
+        transport::WaitFor{transport::WaitOp::collective, -1, static_cast<int>(kind_),
+                           comm_.context()},
+        lost, [this](int p) { throw_lost(p); });
+  }
+
+  int first_dead(const std::vector<int>& world_ranks) const {
+    for (int w : world_ranks) {
+      if (!segment_.alive(w)) return w;
+    }
+    return -1;
+  }
+
+  // ---- publisher side -------------------------------------------------------------------
+
+  std::uint32_t chunk_size(std::uint32_t elem) const {
+    std::size_t cb = area_.chunk_bytes() / elem * elem;
+    if (cb == 0) {
+      throw InvalidArgument(fmt::format("{}: elements of {} bytes are larger than the {}-byte "
+                                        "staging chunk; use smaller elements",
+                                        where(), elem, area_.chunk_bytes()));
+    }
+    return static_cast<std::uint32_t>(cb);
+  }
+
+  /// Publishes this rank's main lines (after the previous publication's readers are done).
+  void publish_main(const Descriptor& d, const void* inline_data, std::uint64_t inline_bytes,
+                    const std::vector<int>& readers, std::uint64_t first_chunk,
+                    std::uint32_t chunk_bytes) {
+    const int self = engine_.self();
+    auto& consumed = area_.main_consumed(self).value;
+    if (consumed.load(std::memory_order_acquire) < engine_.main_expected) {
+      wait([&] { return consumed.load(std::memory_order_acquire) >= engine_.main_expected; },
+           [&] { return first_dead(engine_.main_readers); });
+    }
+    transport::CollectiveMain& m = area_.main(self);
+    m.step = 0;
+    m.kind = static_cast<std::uint16_t>(d.kind);
+    m.flags = inline_data != nullptr ? kFlagInline : 0;
+    m.root = d.root;
+    m.op_id = d.op_id;
+    m.bytes = d.bytes;
+    m.chunk_bytes = chunk_bytes;
+    m.elem_bytes = d.elem_bytes;
+    m.first_chunk = first_chunk;
+    if (inline_data != nullptr && inline_bytes > 0) {
+      std::memcpy(m.inline_data, inline_data, inline_bytes);
+    }
+    m.token.store(token_, std::memory_order_release);
+    engine_.main_expected += readers.size();
+    engine_.main_readers.clear();
+    for (int r : readers) engine_.main_readers.push_back(world(r));
+    for (int w : engine_.main_readers) segment_.wake(w);
+  }
+
+  [[nodiscard]] bool slot_free(std::uint64_t g) const {
+    std::size_t s = g % kCollectiveSlots;
+    return area_.slot_consumed(engine_.self(), s).value.load(std::memory_order_acquire) >=
+           engine_.slot_expected[s];
+  }
+
+  void wait_slot_free(std::uint64_t g) {
+    if (slot_free(g)) return;
+    std::size_t s = g % kCollectiveSlots;
+    wait([&] { return slot_free(g); }, [&] { return first_dead(engine_.slot_readers[s]); });
+  }
+
+  /// Writes global chunk `g` (slot must be free) and announces it to `readers` (comm ranks).
+  void write_chunk(std::uint64_t g, const std::byte* src, std::uint32_t len,
+                   const std::vector<int>& readers) {
+    const int self = engine_.self();
+    std::size_t s = g % kCollectiveSlots;
+    std::memcpy(area_.slot_data(self, s), src, len);
+    auto& h = area_.slot(self, s);
+    h.bytes = len;
+    h.chunk.store(g + 1, std::memory_order_release);
+    engine_.slot_expected[s] += readers.size();
+    auto& wr = engine_.slot_readers[s];
+    wr.clear();
+    for (int r : readers) wr.push_back(world(r));
+    for (int w : wr) segment_.wake(w);
+  }
+
+  /// Starts a publication: inline in the main lines when small, else announces the chunks.
+  void start(Outgoing& out) {
+    const std::uint64_t bytes = out.d.bytes;
+    if (bytes <= kCollectiveInlineBytes) {
+      out.is_inline = true;
+      out.chunks = 0;
+      static const std::byte kNothing{};
+      publish_main(out.d, bytes > 0 ? out.data : &kNothing, bytes, out.main_readers, 0, 0);
+      return;
+    }
+    out.chunk_bytes = chunk_size(out.d.elem_bytes);
+    out.chunks = (bytes + out.chunk_bytes - 1) / out.chunk_bytes;
+    out.first = engine_.next_chunk;
+    engine_.next_chunk += out.chunks;
+    out.next = 0;
+    publish_main(out.d, nullptr, 0, out.main_readers, out.first, out.chunk_bytes);
+  }
+
+  void chunk_readers(const Outgoing& out, std::uint64_t c, std::vector<int>& readers) const {
+    readers.clear();
+    std::uint64_t a = c * out.chunk_bytes;
+    std::uint64_t b = std::min(a + out.chunk_bytes, out.d.bytes);
+    for (int r = 0; r < n_; ++r) {
+      if (r == me_ || r >= static_cast<int>(out.ranges.size())) continue;
+      auto [off, len] = out.ranges[static_cast<std::size_t>(r)];
+      if (len > 0 && off < b && a < off + len) readers.push_back(r);
+    }
+  }
+
+  /// Writes as many chunks as the free slots allow. Returns whether it wrote any.
+  bool try_write(Outgoing& out) {
+    bool progressed = false;
+    while (out.next < out.chunks && slot_free(out.first + out.next)) {
+      write_next(out);
+      progressed = true;
+    }
+    return progressed;
+  }
+
+  void write_next(Outgoing& out) {
+    std::uint64_t c = out.next++;
+    chunk_readers(out, c, scratch_readers_);
+    if (scratch_readers_.empty()) return;  // nobody reads this chunk: skip it
+    std::uint64_t a = c * out.chunk_bytes;
+    auto len = static_cast<std::uint32_t>(std::min<std::uint64_t>(out.chunk_bytes, out.d.bytes - a));
+    write_chunk(out.first + c, out.data + a, len, scratch_readers_);
+  }
+
+  /// Blocking: writes the next chunk when its slot is free.
+  void write_next_blocking(Outgoing& out) {
+    wait_slot_free(out.first + out.next);
+    write_next(out);
+  }
+
+  // ---- reader side ------------------------------------------------------------------------
+
+  [[nodiscard]] bool main_ready(int peer) const {
+    return area_.main(world(peer)).token.load(std::memory_order_acquire) == token_;
+  }
+
+  /// Reads the peer's descriptor (its token must be there), checks it against `expect`.
+  void open(Incoming& in, const Descriptor& expect) {
+    const transport::CollectiveMain& m = area_.main(world(in.peer));
+    if (m.kind != static_cast<std::uint16_t>(expect.kind)) {
+      throw CollectiveMismatch(fmt::format(
+          "{}: rank {} called {} in the same position; every rank must call collectives in the "
+          "same order", where(), in.peer, kind_name(m.kind)));
+    }
+    if (m.root != expect.root) mismatch(in.peer, "root", static_cast<std::uint64_t>(m.root),
+                                        static_cast<std::uint64_t>(expect.root));
+    if (m.op_id != expect.op_id) {
+      throw CollectiveMismatch(fmt::format("{}: rank {} passed a different reduction operation or "
+                                           "element type", where(), in.peer));
+    }
+    if (m.elem_bytes != expect.elem_bytes) mismatch(in.peer, "elements of bytes", m.elem_bytes,
+                                                    expect.elem_bytes);
+    if (in.check_total && m.bytes != in.expect_total) mismatch(in.peer, "bytes", m.bytes,
+                                                               in.expect_total);
+    if (in.offset + in.length > m.bytes) {
+      mismatch(in.peer, "a buffer of bytes", m.bytes, in.offset + in.length);
+    }
+    in.opened = true;
+    in.total = m.bytes;
+    in.is_inline = (m.flags & kFlagInline) != 0;
+    if (in.is_inline) {
+      in.inline_data = m.inline_data;
+      in.next = in.end = 0;
+    } else {
+      in.first_chunk = m.first_chunk;
+      in.chunk_bytes = m.chunk_bytes;
+      if (in.length == 0) {
+        in.next = in.end = 0;
+      } else {
+        in.next = in.offset / in.chunk_bytes;
+        in.end = (in.offset + in.length + in.chunk_bytes - 1) / in.chunk_bytes;
+      }
+    }
+  }
+
+  void wait_open(Incoming& in, const Descriptor& expect) {
+    if (!main_ready(in.peer)) {
+      int w = world(in.peer);
+      wait([&] { return main_ready(in.peer); },
+           [&] { return segment_.alive(w) ? -1 : w; });
+    }
+    open(in, expect);
+  }
+
+  void release_main(int peer) {
+    int w = world(peer);
+    area_.main_consumed(w).value.fetch_add(1, std::memory_order_acq_rel);
+    segment_.wake(w);
+  }
+
+  [[nodiscard]] bool chunk_ready(const Incoming& in, std::uint64_t c) const {
+    std::uint64_t g = in.first_chunk + c;
+    return area_.slot(world(in.peer), g % kCollectiveSlots).chunk.load(std::memory_order_acquire) ==
+           g + 1;
+  }
+
+  const std::byte* wait_chunk(const Incoming& in, std::uint64_t c) {
+    if (!chunk_ready(in, c)) {
+      int w = world(in.peer);
+      wait([&] { return chunk_ready(in, c); }, [&] { return segment_.alive(w) ? -1 : w; });
+    }
+    return area_.slot_data(world(in.peer), (in.first_chunk + c) % kCollectiveSlots);
+  }
+
+  void release_chunk(const Incoming& in, std::uint64_t c) {
+    int w = world(in.peer);
+    area_.slot_consumed(w, (in.first_chunk + c) % kCollectiveSlots)
+        .value.fetch_add(1, std::memory_order_acq_rel);
+    segment_.wake(w);
+  }
+
+  /// Copies the part of chunk c that this rank wants.
+  void copy_chunk(const Incoming& in, std::uint64_t c, const std::byte* data) const {
+    std::uint64_t a = c * in.chunk_bytes;
+    std::uint64_t b = std::min(a + in.chunk_bytes, in.total);
+    std::uint64_t lo = std::max(a, in.offset);
+    std::uint64_t hi = std::min(b, in.offset + in.length);
+    if (lo < hi) std::memcpy(in.dest + (lo - in.offset), data + (lo - a), hi - lo);
+  }
+
+  /// The progress loop of the copying collectives: publishes `out` (if any) and copies every
+  /// incoming part, in whatever order data arrives.
+  void exchange(Outgoing* out, std::vector<Incoming>& ins, const Descriptor& expect) {
+    if (out != nullptr) start(*out);
+    for (;;) {
+      bool progressed = false;
+      bool all_done = true;
+      if (out != nullptr) {
+        progressed |= try_write(*out);
+        if (out->next < out->chunks) all_done = false;
+      }
+      for (Incoming& in : ins) {
+        if (in.done) continue;
+        if (!in.opened) {
+          if (!main_ready(in.peer)) {
+            all_done = false;
+            continue;
+          }
+          open(in, expect);
+          progressed = true;
+          if (in.is_inline) {
+            if (in.length > 0) std::memcpy(in.dest, in.inline_data + in.offset, in.length);
+            release_main(in.peer);
+            in.done = true;
+            continue;
+          }
+          release_main(in.peer);
+        }
+        while (in.next < in.end && chunk_ready(in, in.next)) {
+          copy_chunk(in, in.next, area_.slot_data(world(in.peer),
+                                                  (in.first_chunk + in.next) % kCollectiveSlots));
+          release_chunk(in, in.next);
+          ++in.next;
+          progressed = true;
+        }
+        if (in.next >= in.end) {
+          in.done = true;
+        } else {
+          all_done = false;
+        }
+      }
+      if (all_done) return;
+      if (progressed) continue;
+      auto ready = [&] {
+        if (out != nullptr && out->next < out->chunks && slot_free(out->first + out->next)) {
+          return true;
+        }
+        for (const Incoming& in : ins) {
+          if (in.done) continue;
+          if (!in.opened ? main_ready(in.peer) : chunk_ready(in, in.next)) return true;
+        }
+        return false;
+      };
+      auto lost = [&] {
+        if (out != nullptr && out->next < out->chunks) {
+          int w = first_dead(engine_.slot_readers[(out->first + out->next) % kCollectiveSlots]);
+          if (w >= 0) return w;
+        }
+        for (const Incoming& in : ins) {
+          if (!in.done && !segment_.alive(world(in.peer))) return world(in.peer);
+        }
+        return -1;
+      };
+      wait(ready, lost);
+    }
+  }
+
+ private:
+  detail::CommunicatorImpl& comm_;
+  Engine& engine_;
+  const transport::CollectiveArea& area_;
+  const transport::Segment& segment_;
+  Kind kind_;
+  std::uint32_t seq_;
+  std::uint64_t token_;
+  int me_;
+  int n_;
+  std::vector<int> scratch_readers_;
+};
+
+void check_root(const Call& call, int root) {
+  if (root < 0 || root >= call.n()) {
+    throw InvalidArgument(fmt::format("{}: root {} is not a rank of this communicator (size {})",
+                                      call.where(), root, call.n()));
+  }
+}
+
+std::vector<int> others(const Call& call) {
+  std::vector<int> v;
+  for (int r = 0; r < call.n(); ++r) {
+    if (r != call.me()) v.push_back(r);
+  }
+  return v;
+}
+
+Incoming incoming(int peer, std::uint64_t offset, std::uint64_t length, void* dest,
+                  std::uint64_t expect_total) {
+  Incoming in;
+  in.peer = peer;
+  in.offset = offset;
+  in.length = length;
+  in.dest = static_cast<std::byte*>(dest);
+  in.expect_total = expect_total;
+  return in;
+}
+
+// ---- broadcast --------------------------------------------------------------------------------
+
+void broadcast_impl(detail::CommunicatorImpl& comm, void* data, std::size_t bytes, int root,
+                    Kind kind) {
+  Call call(comm, kind);
+  check_root(call, root);
+  if (call.n() == 1) return;
+  Descriptor d{kind, root, bytes, 1, 0};
+  if (call.me() == root) {
+    Outgoing out;
+    out.data = static_cast<const std::byte*>(data);
+    out.d = d;
+    out.main_readers = others(call);
+    out.ranges.assign(static_cast<std::size_t>(call.n()), {0, bytes});
+    std::vector<Incoming> none;
+    call.exchange(&out, none, d);
+  } else {
+    std::vector<Incoming> ins{incoming(root, 0, bytes, data, bytes)};
+    call.exchange(nullptr, ins, d);
+  }
+}
+
+// ---- reductions ---------------------------------------------------------------------------------
+
+void combine(const detail::Combiner& op, void* acc, const void* in, std::uint64_t bytes) {
+  if (bytes > 0) op.fn(op.op, acc, in, bytes / op.elem_bytes);
+}
+
+/// Result of combining every rank's `in` in rank order lands in `out` at `root`.
+void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, std::size_t bytes,
+                 const detail::Combiner& op, int root, Kind kind) {
+  Call call(comm, kind);
+  check_root(call, root);
+  const auto* in = static_cast<const std::byte*>(in_v);
+  auto* out = static_cast<std::byte*>(out_v);
+  const int n = call.n();
+  const int me = call.me();
+  if (n == 1) {
+    if (out != in && bytes > 0) std::memcpy(out, in, bytes);
+    return;
+  }
+  Descriptor d{kind, root, bytes, static_cast<std::uint32_t>(op.elem_bytes), op.op_id};
+  if (me != root) {
+    Outgoing o;
+    o.data = in;
+    o.d = d;
+    o.main_readers = {root};
+    o.ranges.assign(static_cast<std::size_t>(n), {0, 0});
+    o.ranges[static_cast<std::size_t>(root)] = {0, bytes};
+    std::vector<Incoming> none;
+    call.exchange(&o, none, d);
+    return;
+  }
+  std::vector<Incoming> ins(static_cast<std::size_t>(n));
+  for (int r = 0; r < n; ++r) {
+    if (r == me) continue;
+    auto& i = ins[static_cast<std::size_t>(r)];
+    i = incoming(r, 0, bytes, nullptr, bytes);
+    call.wait_open(i, d);
+  }
+  if (bytes <= kCollectiveInlineBytes) {
+    std::byte acc[kCollectiveInlineBytes];
+    auto src = [&](int r) { return r == me ? in : ins[static_cast<std::size_t>(r)].inline_data; };
+    std::memcpy(acc, src(0), bytes);
+    for (int r = 1; r < n; ++r) combine(op, acc, src(r), bytes);
+    for (int r = 0; r < n; ++r) {
+      if (r != me) call.release_main(r);
+    }
+    std::memcpy(out, acc, bytes);
+    return;
+  }
+  for (int r = 0; r < n; ++r) {
+    if (r != me) call.release_main(r);
+  }
+  const std::uint64_t cb = ins[me == 0 ? 1 : 0].chunk_bytes;
+  const std::uint64_t chunks = (bytes + cb - 1) / cb;
+  std::vector<std::byte> own;  // our own chunk, when `out` aliases `in` and we are not rank 0
+  for (std::uint64_t c = 0; c < chunks; ++c) {
+    std::uint64_t a = c * cb;
+    std::uint64_t len = std::min<std::uint64_t>(cb, bytes - a);
+    const std::byte* mine = in + a;
+    if (in == out && me != 0) {
+      own.assign(mine, mine + len);
+      mine = own.data();
+    }
+    std::byte* acc = out + a;
+    const std::byte* first = me == 0 ? mine : call.wait_chunk(ins[0], c);
+    if (first != acc) std::memcpy(acc, first, len);
+    if (me != 0) call.release_chunk(ins[0], c);
+    for (int r = 1; r < n; ++r) {
+      if (r == me) {
+        combine(op, acc, mine, len);
+      } else {
+        auto& i = ins[static_cast<std::size_t>(r)];
+        combine(op, acc, call.wait_chunk(i, c), len);
+        call.release_chunk(i, c);
+      }
+    }
+  }
+}
+
+void allreduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v,
+                    std::size_t bytes, const detail::Combiner& op, Kind kind) {
+  const auto* in = static_cast<const std::byte*>(in_v);
+  auto* out = static_cast<std::byte*>(out_v);
+  if (bytes > kCollectiveInlineBytes) {
+    reduce_impl(comm, in, out, bytes, op, 0, kind);
+    broadcast_impl(comm, out, bytes, 0, kind);
+    return;
+  }
+  Call call(comm, kind);
+  const int n = call.n();
+  const int me = call.me();
+  if (n == 1) {
+    if (out != in && bytes > 0) std::memcpy(out, in, bytes);
+    return;
+  }
+  Descriptor d{kind, -1, bytes, static_cast<std::uint32_t>(op.elem_bytes), op.op_id};
+  static const std::byte kNothing{};
+  call.publish_main(d, bytes > 0 ? in : &kNothing, bytes, others(call), 0, 0);
+  std::vector<Incoming> ins(static_cast<std::size_t>(n));
+  for (int r = 0; r < n; ++r) {
+    if (r == me) continue;
+    auto& i = ins[static_cast<std::size_t>(r)];
+    i = incoming(r, 0, bytes, nullptr, bytes);
+    call.wait_open(i, d);
+  }
+  std::byte acc[kCollectiveInlineBytes];
+  auto src = [&](int r) { return r == me ? in : ins[static_cast<std::size_t>(r)].inline_data; };
+  if (bytes > 0) std::memcpy(acc, src(0), bytes);
+  for (int r = 1; r < n; ++r) combine(op, acc, src(r), bytes);
+  for (int r = 0; r < n; ++r) {
+    if (r != me) call.release_main(r);
+  }
+  if (bytes > 0) std::memcpy(out, acc, bytes);
+}
+
+void scan_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, std::size_t bytes,
+               const detail::Combiner& op, bool exclusive) {
+  Kind kind = exclusive ? Kind::exscan : Kind::scan;
+  Call call(comm, kind);
+  const auto* in = static_cast<const std::byte*>(in_v);
+  auto* out = static_cast<std::byte*>(out_v);
+  const int n = call.n();
+  const int me = call.me();
+  Descriptor d{kind, -1, bytes, static_cast<std::uint32_t>(op.elem_bytes), op.op_id};
+  std::vector<int> readers;
+  for (int r = me + 1; r < n; ++r) readers.push_back(r);
+  Outgoing o;
+  o.data = in;
+  o.d = d;
+  o.main_readers = readers;
+  o.ranges.assign(static_cast<std::size_t>(n), {0, 0});
+  for (int r : readers) o.ranges[static_cast<std::size_t>(r)] = {0, bytes};
+  if (!readers.empty()) call.start(o);
+  std::vector<Incoming> ins(static_cast<std::size_t>(me));
+  for (int r = 0; r < me; ++r) {
+    ins[static_cast<std::size_t>(r)] = incoming(r, 0, bytes, nullptr, bytes);
+    call.wait_open(ins[static_cast<std::size_t>(r)], d);
+  }
+  const int last = exclusive ? me - 1 : me;  // combine ranks 0..last
+  if (bytes <= kCollectiveInlineBytes) {
+    if (last >= 0) {
+      std::byte acc[kCollectiveInlineBytes];
+      auto src = [&](int r) { return r == me ? in : ins[static_cast<std::size_t>(r)].inline_data; };
+      if (bytes > 0) std::memcpy(acc, src(0), bytes);
+      for (int r = 1; r <= last; ++r) combine(op, acc, src(r), bytes);
+      if (bytes > 0) std::memcpy(out, acc, bytes);
+    }
+    for (int r = 0; r < me; ++r) call.release_main(r);
+    return;
+  }
+  for (int r = 0; r < me; ++r) call.release_main(r);
+  const std::uint64_t cb = call.chunk_size(static_cast<std::uint32_t>(op.elem_bytes));
+  const std::uint64_t chunks = (bytes + cb - 1) / cb;
+  std::vector<std::byte> own;
+  for (std::uint64_t c = 0; c < chunks; ++c) {
+    if (!readers.empty()) call.write_next_blocking(o);  // publish chunk c before overwriting it
+    if (last < 0) continue;
+    std::uint64_t a = c * cb;
+    std::uint64_t len = std::min<std::uint64_t>(cb, bytes - a);
+    const std::byte* mine = in + a;
+    if (in == out && me != 0 && !exclusive) {
+      own.assign(mine, mine + len);
+      mine = own.data();
+    }
+    std::byte* acc = out + a;
+    const std::byte* first = me == 0 ? mine : call.wait_chunk(ins[0], c);
+    if (first != acc) std::memcpy(acc, first, len);
+    if (me != 0) call.release_chunk(ins[0], c);
+    for (int r = 1; r <= last; ++r) {
+      if (r == me) {
+        combine(op, acc, mine, len);
+      } else {
+        auto& i = ins[static_cast<std::size_t>(r)];
+        combine(op, acc, call.wait_chunk(i, c), len);
+        call.release_chunk(i, c);
+      }
+    }
+    for (int r = last + 1; r < me; ++r) call.release_chunk(ins[static_cast<std::size_t>(r)], c);
+  }
+}
+
+// ---- gathering and scattering ------------------------------------------------------------------
+
+std::vector<std::uint64_t> prefix(const std::vector<std::uint64_t>& counts) {
+  std::vector<std::uint64_t> p(counts.size() + 1, 0);
+  for (std::size_t i = 0; i < counts.size(); ++i) p[i + 1] = p[i] + counts[i];
+  return p;
+}
+
+void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t bytes, void* out_v,
+                    const std::size_t* counts, Kind kind);
+
+}  // namespace
+}  // namespace cohort::collectives
+
+namespace cohort::detail {
+
+using collectives::Call;
+using collectives::Descriptor;
+using collectives::Incoming;
+using collectives::Kind;
+using collectives::Outgoing;
+
+void collective_bad_argument(CommunicatorImpl& c, const char* op, const std::string& what) {
+  throw InvalidArgument(fmt::format("rank {}: {} on communicator {}: {}", c.rank(), op,
+                                    c.context(), what));
+}
+
+void collective_barrier(CommunicatorImpl& comm) {
+  Call call(comm, Kind::barrier);
+  if (call.n() == 1) return;
+  Descriptor d{Kind::barrier, -1, 0, 1, 0};
+  Outgoing out;
+  out.d = d;
+  out.main_readers = collectives::others(call);
+  std::vector<Incoming> ins;
+  for (int r : out.main_readers) ins.push_back(collectives::incoming(r, 0, 0, nullptr, 0));
+  call.exchange(&out, ins, d);
+}
+
+void collective_broadcast(CommunicatorImpl& comm, void* data, std::size_t bytes, int root) {
+  collectives::broadcast_impl(comm, data, bytes, root, Kind::broadcast);
+}
+
+void collective_reduce(CommunicatorImpl& comm, const void* in, void* out, std::size_t bytes,
+                       const Combiner& op, int root) {
+  collectives::reduce_impl(comm, in, out, bytes, op, root, Kind::reduce);
+}
+
+void collective_allreduce(CommunicatorImpl& comm, const void* in, void* out, std::size_t bytes,
+                          const Combiner& op) {
+  collectives::allreduce_impl(comm, in, out, bytes, op, Kind::allreduce);
+}
+
+void collective_scan(CommunicatorImpl& comm, const void* in, void* out, std::size_t bytes,
+                     const Combiner& op, bool exclusive) {
+  collectives::scan_impl(comm, in, out, bytes, op, exclusive);
+}
+
+void collective_reduce_scatter(CommunicatorImpl& comm, const void* in, void* out,
+                               std::size_t block_bytes, const Combiner& op) {
+  const std::size_t n = static_cast<std::size_t>(comm.size());
+  std::vector<std::byte> all(block_bytes * n);
+  collectives::allreduce_impl(comm, in, all.data(), all.size(), op, Kind::reduce_scatter);
+  if (block_bytes > 0) {
+    std::memcpy(out, all.data() + static_cast<std::size_t>(comm.rank()) * block_bytes, block_bytes);
+  }
+}
+
+void collective_gather(CommunicatorImpl& comm, const void* in, std::size_t bytes, void* out_v,
+                       const std::size_t* counts, int root) {
+  Call call(comm, Kind::gather);
+  collectives::check_root(call, root);
+  const int n = call.n();
+  const int me = call.me();
+  auto* out = static_cast<std::byte*>(out_v);
+  Descriptor d{Kind::gather, root, bytes, 1, 0};
+  if (me != root) {
+    Outgoing o;
+    o.data = static_cast<const std::byte*>(in);
+    o.d = d;
+    o.main_readers = {root};
+    o.ranges.assign(static_cast<std::size_t>(n), {0, 0});
+    o.ranges[static_cast<std::size_t>(root)] = {0, bytes};
+    std::vector<Incoming> none;
+    call.exchange(&o, none, d);
+    return;
+  }
+  std::vector<std::uint64_t> c(static_cast<std::size_t>(n), bytes);
+  if (counts != nullptr) c.assign(counts, counts + n);
+  if (c[static_cast<std::size_t>(me)] != bytes) {
+    collective_bad_argument(comm, "gatherv", fmt::format("the root's own count is {} bytes but "
+                                                         "it passes {} bytes",
+                                                         c[static_cast<std::size_t>(me)], bytes));
+  }
+  auto p = collectives::prefix(c);
+  if (bytes > 0) std::memcpy(out + p[static_cast<std::size_t>(me)], in, bytes);
+  std::vector<Incoming> ins;
+  for (int r = 0; r < n; ++r) {
+    if (r == me) continue;
+    auto ur = static_cast<std::size_t>(r);
+    ins.push_back(collectives::incoming(r, 0, c[ur], out + p[ur], c[ur]));
+  }
+  call.exchange(nullptr, ins, d);
+}
+
+void collective_scatter(CommunicatorImpl& comm, const void* in, const std::size_t* counts,
+                        void* out, std::size_t bytes, int root, bool variant) {
+  const int n = comm.size();
+  const int me = comm.rank();
+  if (root < 0 || root >= n) {
+    collective_bad_argument(comm, "scatter", fmt::format("root {} is not a rank of this "
+                                                         "communicator (size {})", root, n));
+  }
+  std::vector<std::uint64_t> c(static_cast<std::size_t>(n), bytes);
+  if (variant) {
+    // Only the root knows the counts: it broadcasts them first.
+    if (me == root) c.assign(counts, counts + n);
+    collectives::broadcast_impl(comm, c.data(), c.size() * sizeof(std::uint64_t), root,
+                                Kind::scatter);
+    if (c[static_cast<std::size_t>(me)] != bytes) {
+      throw CollectiveMismatch(fmt::format(
+          "rank {}: scatterv on communicator {}: the root sends this rank {} bytes, its buffer "
+          "holds {} bytes", me, comm.context(), c[static_cast<std::size_t>(me)], bytes));
+    }
+  }
+  Call call(comm, Kind::scatter);
+  auto p = collectives::prefix(c);
+  const std::uint64_t total = p.back();
+  Descriptor d{Kind::scatter, root, total, 1, 0};
+  if (me == root) {
+    const auto* src = static_cast<const std::byte*>(in);
+    if (bytes > 0) std::memcpy(out, src + p[static_cast<std::size_t>(me)], bytes);
+    if (n == 1) return;
+    Outgoing o;
+    o.data = src;
+    o.d = d;
+    o.main_readers = collectives::others(call);
+    for (int r = 0; r < n; ++r) {
+      auto ur = static_cast<std::size_t>(r);
+      o.ranges.emplace_back(p[ur], c[ur]);
+    }
+    std::vector<Incoming> none;
+    call.exchange(&o, none, d);
+  } else {
+    std::vector<Incoming> ins{collectives::incoming(root, p[static_cast<std::size_t>(me)], bytes,
+                                                    out, total)};
+    call.exchange(nullptr, ins, d);
+  }
+}
+
+void collective_allgather(CommunicatorImpl& comm, const void* in, std::size_t bytes, void* out,
+                          const std::size_t* counts) {
+  collectives::allgather_impl(comm, in, bytes, out, counts, Kind::allgather);
+}
+
+void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::size_t* send_counts,
+                         void* out_v, const std::size_t* recv_counts, std::size_t block_bytes) {
+  const int n = comm.size();
+  const int me = comm.rank();
+  const auto un = static_cast<std::size_t>(n);
+  const auto* in = static_cast<const std::byte*>(in_v);
+  auto* out = static_cast<std::byte*>(out_v);
+  // sent[i * n + j]: bytes rank i sends to rank j.
+  std::vector<std::uint64_t> sent(un * un, block_bytes);
+  if (send_counts != nullptr) {
+    std::vector<std::uint64_t> mine(send_counts, send_counts + n);
+    collectives::allgather_impl(comm, mine.data(), un * sizeof(std::uint64_t), sent.data(),
+                                nullptr, Kind::alltoall);
+    for (int i = 0; i < n; ++i) {
+      auto expect = recv_counts[i];
+      auto got = sent[static_cast<std::size_t>(i) * un + static_cast<std::size_t>(me)];
+      if (got != expect) {
+        throw CollectiveMismatch(fmt::format(
+            "rank {}: alltoallv on communicator {}: rank {} sends {} bytes to this rank, which "
+            "expects {} bytes from it", me, comm.context(), i, got, expect));
+      }
+    }
+  }
+  auto row = [&](int i) {
+    return std::vector<std::uint64_t>(sent.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(i) * un),
+                                      sent.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(i + 1) * un));
+  };
+  Call call(comm, Kind::alltoall);
+  auto my_prefix = collectives::prefix(row(me));
+  // Where each source's block lands in `out` (packed in source order).
+  std::vector<std::uint64_t> recv(un);
+  for (int i = 0; i < n; ++i) recv[static_cast<std::size_t>(i)] = sent[static_cast<std::size_t>(i) * un + static_cast<std::size_t>(me)];
+  auto recv_prefix = collectives::prefix(recv);
+  auto ume = static_cast<std::size_t>(me);
+  if (recv[ume] > 0) std::memcpy(out + recv_prefix[ume], in + my_prefix[ume], recv[ume]);
+  if (n == 1) return;
+  Descriptor d{Kind::alltoall, -1, my_prefix.back(), 1, 0};
+  Outgoing o;
+  o.data = in;
+  o.d = d;
+  o.main_readers = collectives::others(call);
+  for (int j = 0; j < n; ++j) o.ranges.emplace_back(my_prefix[static_cast<std::size_t>(j)], sent[ume * un + static_cast<std::size_t>(j)]);
+  std::vector<Incoming> ins;
+  for (int i = 0; i < n; ++i) {
+    if (i == me) continue;
+    auto p = collectives::prefix(row(i));
+    auto ui = static_cast<std::size_t>(i);
+    ins.push_back(collectives::incoming(i, p[ume], recv[ui], out + recv_prefix[ui], p.back()));
+  }
+  call.exchange(&o, ins, d);
+}
+
+std::shared_ptr<CommunicatorImpl> collective_split(CommunicatorImpl& comm, int color, int key) {
+  const int n = comm.size();
+  const auto un = static_cast<std::size_t>(n);
+  if (color < 0 && color != cohort::undefined) {
+    collective_bad_argument(comm, "split", fmt::format("color {} is negative; use a color >= 0 or "
+                                                       "cohort::undefined", color));
+  }
+  struct Entry {
+    std::int32_t color;
+    std::int32_t key;
+  };
+  Entry mine{color, key};
+  std::vector<Entry> all(un);
+  collectives::allgather_impl(comm, &mine, sizeof(Entry), all.data(), nullptr, Kind::split);
+  // Members of each color in (key, rank) order; the first one allocates the context id.
+  std::vector<int> group;
+  for (int r = 0; r < n; ++r) {
+    if (all[static_cast<std::size_t>(r)].color == color) group.push_back(r);
+  }
+  std::stable_sort(group.begin(), group.end(), [&](int a, int b) {
+    return all[static_cast<std::size_t>(a)].key < all[static_cast<std::size_t>(b)].key;
+  });
+  std::uint32_t allocated = 0;
+  auto& engine = comm.runtime().collectives();
+  if (color != cohort::undefined && group.front() == comm.rank()) {
+    allocated = engine.area().header().next_context.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+  std::vector<std::uint32_t> ids(un);
+  collectives::allgather_impl(comm, &allocated, sizeof(allocated), ids.data(), nullptr, Kind::split);
+  if (color == cohort::undefined) return nullptr;
+  std::vector<int> world_ranks;
+  int my_index = 0;
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    if (group[i] == comm.rank()) my_index = static_cast<int>(i);
+    world_ranks.push_back(comm.world_rank(group[i]));
+  }
+  return std::make_shared<CommunicatorImpl>(comm.runtime(),
+                                            ids[static_cast<std::size_t>(group.front())],
+                                            std::move(world_ranks), my_index);
+}
+
+std::shared_ptr<CommunicatorImpl> collective_dup(CommunicatorImpl& comm) {
+  std::uint32_t id = 0;
+  if (comm.rank() == 0) {
+    id = comm.runtime().collectives().area().header().next_context.fetch_add(
+             1, std::memory_order_relaxed) + 1;
+  }
+  collectives::broadcast_impl(comm, &id, sizeof(id), 0, Kind::dup);
+  return std::make_shared<CommunicatorImpl>(comm.runtime(), id, comm.world_ranks(), comm.rank());
+}
+
+}  // namespace cohort::detail
+
+namespace cohort::collectives {
+namespace {
+
+void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t bytes, void* out_v,
+                    const std::size_t* counts, Kind kind) {
+  Call call(comm, kind);
+  const int n = call.n();
+  const int me = call.me();
+  auto* out = static_cast<std::byte*>(out_v);
+  std::vector<std::uint64_t> c(static_cast<std::size_t>(n), bytes);
+  if (counts != nullptr) c.assign(counts, counts + n);
+  if (c[static_cast<std::size_t>(me)] != bytes) {
+    detail::collective_bad_argument(comm, "allgatherv", fmt::format(
+        "counts[{}] is {} bytes but this rank passes {} bytes", me, c[static_cast<std::size_t>(me)], bytes));
+  }
+  auto p = prefix(c);
+  if (bytes > 0) std::memcpy(out + p[static_cast<std::size_t>(me)], in, bytes);
+  if (n == 1) return;
+  Descriptor d{kind, -1, bytes, 1, 0};
+  Outgoing o;
+  o.data = static_cast<const std::byte*>(in);
+  o.d = d;
+  o.main_readers = others(call);
+  o.ranges.assign(static_cast<std::size_t>(n), {0, bytes});
+  std::vector<Incoming> ins;
+  for (int r = 0; r < n; ++r) {
+    if (r == me) continue;
+    auto ur = static_cast<std::size_t>(r);
+    ins.push_back(incoming(r, 0, c[ur], out + p[ur], c[ur]));
+  }
+  call.exchange(&o, ins, d);
+}
+
+}  // namespace
+}  // namespace cohort::collectives

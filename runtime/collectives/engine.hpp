@@ -1,0 +1,48 @@
+// Collectives layer: this rank's side of the shared-memory collective protocol.
+//
+// Protocol (see runtime/transport/collective_area.hpp for the memory): a rank PUBLISHES into its
+// own block (descriptor + inline payload in its main lines, larger payloads chunk by chunk
+// through its kCollectiveSlots staging slots) and names the ranks that will read each part. The
+// readers wait for the token of the call they are in, copy or combine, and bump the part's
+// consumed counter. The publisher reuses a part only when the counter has reached the cumulative
+// number of reads it announced, so a slow reader never sees its data overwritten, whatever
+// communicator the publisher moves on to. Readers check the publisher's descriptor (operation,
+// root, bytes, element size, reduction id) against their own and throw CollectiveMismatch.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/transport/collective_area.hpp"
+#include "runtime/transport/segment.hpp"
+#include "runtime/transport/waiter.hpp"
+
+namespace cohort::collectives {
+
+/// Per-process state of the collective protocol (the publisher's bookkeeping). Owned by the
+/// Runtime; one thread per rank.
+class Engine {
+ public:
+  Engine(const transport::Segment& segment, int self, bool oversubscribed);
+
+  [[nodiscard]] const transport::Segment& segment() const noexcept { return segment_; }
+  [[nodiscard]] const transport::CollectiveArea& area() const noexcept { return area_; }
+  [[nodiscard]] transport::Waiter& waiter() noexcept { return waiter_; }
+  [[nodiscard]] int self() const noexcept { return self_; }
+
+  // Publisher bookkeeping (this rank's block).
+  std::uint64_t main_expected = 0;        // cumulative reads announced for the main lines
+  std::vector<int> main_readers;          // world ranks reading the current main publication
+  std::uint64_t next_chunk = 0;           // global number of the next chunk this rank publishes
+  std::array<std::uint64_t, transport::kCollectiveSlots> slot_expected{};
+  std::array<std::vector<int>, transport::kCollectiveSlots> slot_readers;
+
+ private:
+  transport::Segment segment_;
+  transport::CollectiveArea area_;
+  transport::Waiter waiter_;
+  int self_;
+};
+
+}  // namespace cohort::collectives

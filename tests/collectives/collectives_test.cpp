@@ -1,0 +1,436 @@
+// Collectives on world and on sub-communicators at every rank count (1 2 3 4 7 8), every root,
+// sizes from 0 to a few MiB, user operations (non-commutative included), results compared with a
+// sequential computation in rank order (bit-identical for floating point).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <cohort/cohort.hpp>
+
+#include "tests/support/rank_env.hpp"
+
+namespace {
+
+cohort::Communicator& world() { return cohort::testing::env().world(); }
+
+// Deterministic inputs: every rank can compute every other rank's input.
+double input_double(int rank, std::size_t i) {
+  return std::sin(static_cast<double>(rank) * 1000.0 + static_cast<double>(i)) * 1e3 + 1e-7 * static_cast<double>(i);
+}
+std::int64_t input_int(int rank, std::size_t i) {
+  return static_cast<std::int64_t>(rank) * 1000003 + static_cast<std::int64_t>(i) * 7 - 5;
+}
+std::uint8_t input_byte(int rank, std::size_t i) { return static_cast<std::uint8_t>(rank * 31 + i * 7 + 3); }
+
+std::vector<double> doubles(int rank, std::size_t n) {
+  std::vector<double> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = input_double(rank, i);
+  return v;
+}
+
+// 2x2 matrix with wrapping arithmetic: a non-commutative, associative operation.
+struct M2 {
+  std::uint32_t a, b, c, d;
+  friend bool operator==(const M2&, const M2&) = default;
+};
+M2 mul(const M2& x, const M2& y) {
+  return {x.a * y.a + x.b * y.c, x.a * y.b + x.b * y.d, x.c * y.a + x.d * y.c, x.c * y.b + x.d * y.d};
+}
+M2 input_matrix(int rank, std::size_t i) {
+  auto r = static_cast<std::uint32_t>(rank);
+  auto k = static_cast<std::uint32_t>(i);
+  return {r + 1, k % 5 + 1, r * 3 + k % 7, 2};
+}
+
+const std::vector<std::size_t> kDoubleSizes{0, 1, 10, 11, 1000, 8193, 100000};
+
+TEST(Collectives, BarrierRepeated) {
+  for (int i = 0; i < 200; ++i) world().barrier();
+}
+
+TEST(Collectives, BroadcastEveryRootAndSize) {
+  auto& w = world();
+  for (std::size_t bytes : {0ul, 1ul, 8ul, 80ul, 81ul, 1000ul, 65536ul + 3, 300000ul, 3ul << 20}) {
+    for (int root = 0; root < w.size(); ++root) {
+      if (bytes > 300000 && root > 1) continue;  // keep the biggest ones few
+      std::vector<std::uint8_t> buf(bytes, 0);
+      if (w.rank() == root) {
+        for (std::size_t i = 0; i < bytes; ++i) buf[i] = input_byte(root, i);
+      }
+      w.broadcast(buf, root);
+      for (std::size_t i = 0; i < bytes; ++i) {
+        ASSERT_EQ(buf[i], input_byte(root, i)) << "bytes=" << bytes << " root=" << root << " i=" << i;
+      }
+    }
+  }
+}
+
+TEST(Collectives, BroadcastScalarVectorAndString) {
+  auto& w = world();
+  for (int root = 0; root < w.size(); ++root) {
+    double x = w.rank() == root ? 3.25 + root : -1.0;
+    w.broadcast(x, root);
+    EXPECT_EQ(x, 3.25 + root);
+    std::vector<int> v;
+    if (w.rank() == root) v.assign(static_cast<std::size_t>(100 + root), root);
+    w.broadcast(v, root);
+    EXPECT_EQ(v, std::vector<int>(static_cast<std::size_t>(100 + root), root));
+    std::string s = w.rank() == root ? std::string(static_cast<std::size_t>(root) * 40, 'x') + "root" : "";
+    w.broadcast(s, root);
+    EXPECT_EQ(s, std::string(static_cast<std::size_t>(root) * 40, 'x') + "root");
+    std::array<std::int16_t, 5> arr{};
+    if (w.rank() == root) arr = {1, 2, 3, 4, static_cast<std::int16_t>(root)};
+    w.broadcast(std::span(arr), root);
+    EXPECT_EQ(arr[4], root);
+  }
+}
+
+TEST(Collectives, ReduceEveryRootMatchesSequentialBitForBit) {
+  auto& w = world();
+  for (std::size_t n : kDoubleSizes) {
+    std::vector<double> expect = doubles(0, n);
+    for (int r = 1; r < w.size(); ++r) {
+      for (std::size_t i = 0; i < n; ++i) expect[i] = expect[i] + input_double(r, i);
+    }
+    for (int root = 0; root < w.size(); ++root) {
+      if (n > 10000 && root > 2) continue;
+      auto in = doubles(w.rank(), n);
+      std::vector<double> out(w.rank() == root ? n : 0);
+      w.reduce(in, out, std::plus<>{}, root);
+      if (w.rank() == root) {
+        ASSERT_EQ(0, std::memcmp(out.data(), expect.data(), n * sizeof(double))) << "n=" << n << " root=" << root;
+      }
+      // In place.
+      w.reduce(in, std::plus<>{}, root);
+      if (w.rank() == root) {
+        ASSERT_EQ(0, std::memcmp(in.data(), expect.data(), n * sizeof(double))) << "in place n=" << n;
+      }
+    }
+  }
+}
+
+TEST(Collectives, ReduceScalarAndBuiltinOps) {
+  auto& w = world();
+  for (int root = 0; root < w.size(); ++root) {
+    std::int64_t sum = w.reduce(static_cast<std::int64_t>(w.rank() + 1), std::plus<>{}, root);
+    if (w.rank() == root) {
+      EXPECT_EQ(sum, static_cast<std::int64_t>(w.size()) * (w.size() + 1) / 2);
+    }
+    int mn = w.reduce(w.rank() + 10, cohort::min, root);
+    int mx = w.reduce(w.rank() + 10, cohort::max, root);
+    if (w.rank() == root) {
+      EXPECT_EQ(mn, 10);
+      EXPECT_EQ(mx, 10 + w.size() - 1);
+    }
+  }
+}
+
+TEST(Collectives, NonCommutativeReductionsCombineInRankOrder) {
+  auto& w = world();
+  auto op = [](const M2& x, const M2& y) { return mul(x, y); };
+  for (std::size_t n : {1ul, 3ul, 5ul, 6000ul, 70000ul}) {
+    std::vector<M2> expect(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      expect[i] = input_matrix(0, i);
+      for (int r = 1; r < w.size(); ++r) expect[i] = mul(expect[i], input_matrix(r, i));
+    }
+    std::vector<M2> in(n);
+    for (std::size_t i = 0; i < n; ++i) in[i] = input_matrix(w.rank(), i);
+    for (int root : {0, w.size() - 1}) {
+      std::vector<M2> out(n);
+      w.reduce(in, out, op, root);
+      if (w.rank() == root) {
+        ASSERT_EQ(out, expect) << "reduce n=" << n << " root=" << root;
+      }
+    }
+    std::vector<M2> all(n);
+    w.allreduce(in, all, op);
+    ASSERT_EQ(all, expect) << "allreduce n=" << n;
+    // Inclusive scan: rank r gets x0 * ... * xr.
+    std::vector<M2> pre(n);
+    w.scan(in, pre, op);
+    for (std::size_t i = 0; i < n; ++i) {
+      M2 e = input_matrix(0, i);
+      for (int r = 1; r <= w.rank(); ++r) e = mul(e, input_matrix(r, i));
+      ASSERT_EQ(pre[i], e) << "scan n=" << n << " i=" << i;
+    }
+  }
+  // A string-like concatenation order check on a fixed-size value.
+  struct Word {
+    char c[24];
+    int len;
+  };
+  auto cat = [](const Word& a, const Word& b) {
+    Word r = a;
+    for (int i = 0; i < b.len && r.len < 24; ++i) r.c[r.len++] = b.c[i];
+    return r;
+  };
+  Word mine{};
+  mine.c[0] = static_cast<char>('a' + w.rank());
+  mine.len = 1;
+  Word all = w.allreduce(mine, cat);
+  std::string expect;
+  for (int r = 0; r < w.size(); ++r) expect += static_cast<char>('a' + r);
+  EXPECT_EQ(std::string(all.c, static_cast<std::size_t>(all.len)), expect);
+}
+
+TEST(Collectives, AllreduceMatchesSequentialAndIsIdenticalOnEveryRank) {
+  auto& w = world();
+  for (std::size_t n : kDoubleSizes) {
+    std::vector<double> expect = doubles(0, n);
+    for (int r = 1; r < w.size(); ++r) {
+      for (std::size_t i = 0; i < n; ++i) expect[i] += input_double(r, i);
+    }
+    auto in = doubles(w.rank(), n);
+    std::vector<double> out(n);
+    w.allreduce(in, out, std::plus<>{});
+    ASSERT_EQ(0, std::memcmp(out.data(), expect.data(), n * sizeof(double))) << "n=" << n;
+    w.allreduce(in, std::plus<>{});
+    ASSERT_EQ(0, std::memcmp(in.data(), expect.data(), n * sizeof(double))) << "in place n=" << n;
+    std::vector<double> mx(n);
+    w.allreduce(doubles(w.rank(), n), mx, cohort::max);
+    for (std::size_t i = 0; i < n; ++i) {
+      double e = input_double(0, i);
+      for (int r = 1; r < w.size(); ++r) e = std::max(e, input_double(r, i));
+      ASSERT_EQ(mx[i], e);
+    }
+  }
+  // Repeated runs give the same bits.
+  double a = w.allreduce(input_double(w.rank(), 1) / 3.0, std::plus<>{});
+  for (int k = 0; k < 20; ++k) {
+    double b = w.allreduce(input_double(w.rank(), 1) / 3.0, std::plus<>{});
+    ASSERT_EQ(0, std::memcmp(&a, &b, sizeof a));
+  }
+  auto bits = w.allgather(a);
+  for (double b : bits) ASSERT_EQ(0, std::memcmp(&a, &b, sizeof a));
+}
+
+TEST(Collectives, ScanAndExscan) {
+  auto& w = world();
+  for (std::size_t n : {0ul, 1ul, 10ul, 11ul, 20000ul}) {
+    std::vector<std::int64_t> in(n), out(n, -1), ex(n, -7);
+    for (std::size_t i = 0; i < n; ++i) in[i] = input_int(w.rank(), i);
+    w.scan(in, out, std::plus<>{});
+    w.exscan(in, ex, std::plus<>{});
+    for (std::size_t i = 0; i < n; ++i) {
+      std::int64_t e = 0;
+      for (int r = 0; r < w.rank(); ++r) e += input_int(r, i);
+      ASSERT_EQ(out[i], e + input_int(w.rank(), i)) << "scan n=" << n;
+      if (w.rank() > 0) {
+        ASSERT_EQ(ex[i], e) << "exscan n=" << n;
+      } else {
+        ASSERT_EQ(ex[i], -7) << "exscan leaves rank 0 untouched";
+      }
+    }
+  }
+  EXPECT_EQ(w.scan(1, std::plus<>{}), w.rank() + 1);
+  EXPECT_EQ(w.exscan(1, std::plus<>{}), w.rank() == 0 ? 1 : w.rank());
+}
+
+TEST(Collectives, ReduceScatter) {
+  auto& w = world();
+  for (std::size_t block : {0ul, 1ul, 5ul, 9000ul}) {
+    auto n = static_cast<std::size_t>(w.size());
+    std::vector<std::int64_t> in(block * n), out(block);
+    for (std::size_t i = 0; i < in.size(); ++i) in[i] = input_int(w.rank(), i);
+    w.reduce_scatter(in, out, std::plus<>{});
+    for (std::size_t i = 0; i < block; ++i) {
+      std::int64_t e = 0;
+      for (int r = 0; r < w.size(); ++r) e += input_int(r, static_cast<std::size_t>(w.rank()) * block + i);
+      ASSERT_EQ(out[i], e);
+    }
+  }
+}
+
+TEST(Collectives, GatherAndScatterEveryRoot) {
+  auto& w = world();
+  const auto n = static_cast<std::size_t>(w.size());
+  for (std::size_t count : {0ul, 1ul, 3ul, 20ul, 30000ul}) {
+    for (int root = 0; root < w.size(); ++root) {
+      if (count > 1000 && root > 1) continue;
+      std::vector<std::uint8_t> mine(count);
+      for (std::size_t i = 0; i < count; ++i) mine[i] = input_byte(w.rank(), i);
+      std::vector<std::uint8_t> all(w.rank() == root ? count * n : 0);
+      w.gather(mine, all, root);
+      if (w.rank() == root) {
+        for (std::size_t r = 0; r < n; ++r) {
+          for (std::size_t i = 0; i < count; ++i) {
+            ASSERT_EQ(all[r * count + i], input_byte(static_cast<int>(r), i)) << "gather";
+          }
+        }
+      }
+      std::vector<std::uint8_t> src(w.rank() == root ? count * n : 0), got(count);
+      for (std::size_t i = 0; i < src.size(); ++i) src[i] = input_byte(root, i);
+      w.scatter(src, got, root);
+      for (std::size_t i = 0; i < count; ++i) {
+        ASSERT_EQ(got[i], input_byte(root, static_cast<std::size_t>(w.rank()) * count + i)) << "scatter";
+      }
+    }
+  }
+  for (int root = 0; root < w.size(); ++root) {
+    auto v = w.gather(w.rank() * 10, root);
+    if (w.rank() == root) {
+      ASSERT_EQ(v.size(), n);
+      for (std::size_t r = 0; r < n; ++r) EXPECT_EQ(v[r], static_cast<int>(r) * 10);
+    } else {
+      EXPECT_TRUE(v.empty());
+    }
+    std::vector<int> s(w.rank() == root ? n : 0);
+    std::iota(s.begin(), s.end(), 100);
+    EXPECT_EQ(w.scatter(s, root), 100 + w.rank());
+  }
+}
+
+TEST(Collectives, VariableCountVariants) {
+  auto& w = world();
+  const auto n = static_cast<std::size_t>(w.size());
+  for (std::size_t scale : {1ul, 4000ul}) {
+    std::vector<std::size_t> counts(n);
+    for (std::size_t r = 0; r < n; ++r) counts[r] = ((r * 7) % 5) * scale;  // zero for some ranks
+    std::size_t total = std::accumulate(counts.begin(), counts.end(), std::size_t{0});
+    std::vector<std::size_t> displ(n + 1, 0);
+    for (std::size_t r = 0; r < n; ++r) displ[r + 1] = displ[r] + counts[r];
+    const auto me = static_cast<std::size_t>(w.rank());
+    std::vector<std::int64_t> mine(counts[me]);
+    for (std::size_t i = 0; i < mine.size(); ++i) mine[i] = input_int(w.rank(), i);
+    for (int root = 0; root < w.size(); ++root) {
+      std::vector<std::int64_t> all(w.rank() == root ? total : 0);
+      w.gatherv(mine, all, counts, root);
+      if (w.rank() == root) {
+        for (std::size_t r = 0; r < n; ++r) {
+          for (std::size_t i = 0; i < counts[r]; ++i) ASSERT_EQ(all[displ[r] + i], input_int(static_cast<int>(r), i));
+        }
+      }
+      std::vector<std::int64_t> src(w.rank() == root ? total : 0), got(counts[me]);
+      for (std::size_t i = 0; i < src.size(); ++i) src[i] = input_int(root, i);
+      w.scatterv(src, counts, got, root);
+      for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], input_int(root, displ[me] + i));
+    }
+    std::vector<std::int64_t> everything(total);
+    w.allgatherv(mine, everything, counts);
+    for (std::size_t r = 0; r < n; ++r) {
+      for (std::size_t i = 0; i < counts[r]; ++i) ASSERT_EQ(everything[displ[r] + i], input_int(static_cast<int>(r), i));
+    }
+    // alltoallv: rank i sends (i + j) % 3 * scale elements to rank j.
+    auto amount = [&](std::size_t i, std::size_t j) { return ((i + j) % 3) * scale; };
+    std::vector<std::size_t> sc(n), rc(n);
+    for (std::size_t j = 0; j < n; ++j) {
+      sc[j] = amount(me, j);
+      rc[j] = amount(j, me);
+    }
+    std::vector<std::int64_t> send(std::accumulate(sc.begin(), sc.end(), std::size_t{0}));
+    std::size_t k = 0;
+    for (std::size_t j = 0; j < n; ++j) {
+      for (std::size_t i = 0; i < sc[j]; ++i) send[k++] = static_cast<std::int64_t>(me * 1000000 + j * 10000 + i);
+    }
+    std::vector<std::int64_t> recv(std::accumulate(rc.begin(), rc.end(), std::size_t{0}), -1);
+    w.alltoallv(send, sc, recv, rc);
+    k = 0;
+    for (std::size_t j = 0; j < n; ++j) {
+      for (std::size_t i = 0; i < rc[j]; ++i) ASSERT_EQ(recv[k++], static_cast<std::int64_t>(j * 1000000 + me * 10000 + i));
+    }
+  }
+}
+
+TEST(Collectives, AllgatherAndAlltoall) {
+  auto& w = world();
+  const auto n = static_cast<std::size_t>(w.size());
+  const auto me = static_cast<std::size_t>(w.rank());
+  for (std::size_t count : {0ul, 1ul, 9ul, 11ul, 50000ul}) {
+    std::vector<double> mine = doubles(w.rank(), count), all(count * n);
+    w.allgather(mine, all);
+    for (std::size_t r = 0; r < n; ++r) {
+      for (std::size_t i = 0; i < count; ++i) ASSERT_EQ(all[r * count + i], input_double(static_cast<int>(r), i));
+    }
+    std::vector<std::int32_t> send(count * n), recv(count * n, -1);
+    for (std::size_t j = 0; j < n; ++j) {
+      for (std::size_t i = 0; i < count; ++i) send[j * count + i] = static_cast<std::int32_t>(me * 100000 + j * 1000 + i % 1000);
+    }
+    w.alltoall(send, recv);
+    for (std::size_t j = 0; j < n; ++j) {
+      for (std::size_t i = 0; i < count; ++i) ASSERT_EQ(recv[j * count + i], static_cast<std::int32_t>(j * 100000 + me * 1000 + i % 1000));
+    }
+  }
+  auto ranks = w.allgather(w.rank());
+  for (std::size_t r = 0; r < n; ++r) EXPECT_EQ(ranks[r], static_cast<int>(r));
+}
+
+TEST(Communicators, SplitEvenOddAndByKey) {
+  auto& w = world();
+  auto half = w.split(w.rank() % 2, w.rank());
+  ASSERT_TRUE(half.has_value());
+  EXPECT_EQ(half->size(), (w.size() + 1 - w.rank() % 2) / 2);
+  EXPECT_EQ(half->rank(), w.rank() / 2);
+  // Members of each half sum their world ranks.
+  int sum = half->allreduce(w.rank(), std::plus<>{});
+  int expect = 0;
+  for (int r = w.rank() % 2; r < w.size(); r += 2) expect += r;
+  EXPECT_EQ(sum, expect);
+  // Reverse order by key: new rank 0 is the highest world rank.
+  auto rev = w.split(0, -w.rank());
+  ASSERT_TRUE(rev.has_value());
+  EXPECT_EQ(rev->rank(), w.size() - 1 - w.rank());
+  auto order = rev->allgather(w.rank());
+  for (int i = 0; i < rev->size(); ++i) EXPECT_EQ(order[static_cast<std::size_t>(i)], w.size() - 1 - i);
+  // Collectives on the sub-communicators, every root, with data.
+  for (int root = 0; root < half->size(); ++root) {
+    std::vector<double> v(20000, half->rank() == root ? 1.5 * root : 0.0);
+    half->broadcast(v, root);
+    EXPECT_EQ(v.back(), 1.5 * root);
+    half->barrier();
+  }
+  // Undefined color: no communicator.
+  auto some = w.split(w.rank() == 0 ? cohort::undefined : 1, 0);
+  EXPECT_EQ(some.has_value(), w.rank() != 0);
+  if (some) {
+    EXPECT_EQ(some->size(), w.size() - 1);
+  }
+  // Nested split of a split.
+  auto quarter = half->split(half->rank() % 2, 0);
+  ASSERT_TRUE(quarter.has_value());
+  EXPECT_EQ(quarter->allreduce(1, std::plus<>{}), quarter->size());
+}
+
+TEST(Communicators, DupIsIsolatedAndCollectivesInterleave) {
+  auto& w = world();
+  auto d = w.dup();
+  EXPECT_EQ(d.size(), w.size());
+  EXPECT_EQ(d.rank(), w.rank());
+  auto half = w.split(w.rank() % 2, 0);
+  for (int k = 0; k < 30; ++k) {
+    int root = k % w.size();
+    std::int64_t a = w.rank() == root ? k : -1;
+    std::int64_t b = w.rank() == (w.size() - 1 - root) ? 1000 + k : -1;
+    d.broadcast(b, w.size() - 1 - root);
+    w.broadcast(a, root);
+    EXPECT_EQ(a, k);
+    EXPECT_EQ(b, 1000 + k);
+    EXPECT_EQ(half->allreduce(1, std::plus<>{}), half->size());
+    std::vector<double> big(k % 3 == 0 ? 30000 : 3, w.rank());
+    d.allreduce(big, cohort::max);
+    EXPECT_EQ(big[0], w.size() - 1);
+    if (k % 5 == 0) d.barrier();
+  }
+}
+
+TEST(Collectives, ManySmallCollectivesInARow) {
+  auto& w = world();
+  std::int64_t acc = 0;
+  for (int k = 0; k < 300; ++k) {
+    acc += w.allreduce(static_cast<std::int64_t>(w.rank() + k), std::plus<>{});
+    int x = w.rank() == k % w.size() ? k : 0;
+    w.broadcast(x, k % w.size());
+    ASSERT_EQ(x, k);
+  }
+  std::int64_t n = w.size();
+  EXPECT_EQ(acc, 300 * n * (n - 1) / 2 + n * (299 * 300 / 2));
+}
+
+}  // namespace
