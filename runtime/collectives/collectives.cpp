@@ -568,6 +568,9 @@ void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, 
     call.exchange(&o, none, d);
     return;
   }
+  // The root publishes its descriptor too (read by nobody): a rank that believes another rank
+  // is the root reads it and reports the mismatch instead of waiting forever.
+  call.publish_main(d, nullptr, 0, {}, 0, 0);
   std::vector<Incoming> ins(static_cast<std::size_t>(n));
   for (int r = 0; r < n; ++r) {
     if (r == me) continue;
@@ -814,6 +817,8 @@ void collective_gather(CommunicatorImpl& comm, const void* in, std::size_t bytes
   }
   auto p = collectives::prefix(c);
   if (bytes > 0) std::memcpy(out + p[static_cast<std::size_t>(me)], in, bytes);
+  if (n == 1) return;
+  call.publish_main(d, nullptr, 0, {}, 0, 0);  // for root-mismatch detection, as in reduce
   std::vector<Incoming> ins;
   for (int r = 0; r < n; ++r) {
     if (r == me) continue;

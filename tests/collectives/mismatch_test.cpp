@@ -1,0 +1,110 @@
+// Inconsistent collective calls: the ranks that can see the inconsistency throw
+// cohort::CollectiveMismatch naming both values. Each scenario runs as its own job (the
+// communicator is unusable afterwards): see CMakeLists.txt.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <vector>
+
+#include <cohort/cohort.hpp>
+
+#include "tests/support/rank_env.hpp"
+
+namespace {
+
+cohort::Communicator& world() { return cohort::testing::env().world(); }
+
+TEST(Mismatch, AllreduceCountsDiffer) {
+  auto& w = world();
+  if (w.size() < 2) GTEST_SKIP();
+  std::vector<int> v(w.rank() == 0 ? 2 : 1, 1);
+  try {
+    w.allreduce(v, std::plus<>{});
+    FAIL() << "no error";
+  } catch (const cohort::CollectiveMismatch& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("allreduce"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr(w.rank() == 0 ? "rank 1 passed bytes 4, this rank passed 8"
+                                                             : "rank 0 passed bytes 8, this rank passed 4"));
+  }
+}
+
+TEST(Mismatch, DifferentOperations) {
+  auto& w = world();
+  if (w.size() < 2) GTEST_SKIP();
+  if (w.rank() == 0) {
+    EXPECT_THROW(w.allreduce(1.0, cohort::max), cohort::CollectiveMismatch);
+  } else {
+    EXPECT_THROW(w.allreduce(1.0, std::plus<>{}), cohort::CollectiveMismatch);
+  }
+}
+
+TEST(Mismatch, DifferentCollectives) {
+  auto& w = world();
+  if (w.size() < 2) GTEST_SKIP();
+  try {
+    if (w.rank() == 0) {
+      w.barrier();
+    } else {
+      (void)w.allreduce(1, std::plus<>{});
+    }
+    FAIL() << "no error";
+  } catch (const cohort::CollectiveMismatch& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr(w.rank() == 0 ? "called allreduce" : "called barrier"));
+  }
+}
+
+TEST(Mismatch, ReduceRootsDiffer) {
+  auto& w = world();
+  if (w.size() < 2) GTEST_SKIP();
+  int root = w.rank() == 0 ? 0 : 1;
+  if (w.rank() <= 1) {
+    try {
+      (void)w.reduce(1, std::plus<>{}, root);
+      FAIL() << "no error";
+    } catch (const cohort::CollectiveMismatch& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("root"));
+    }
+  } else {
+    (void)w.reduce(1, std::plus<>{}, root);  // a plain member cannot tell
+  }
+}
+
+TEST(Mismatch, BroadcastCountsDiffer) {
+  auto& w = world();
+  if (w.size() < 2) GTEST_SKIP();
+  std::vector<double> v(w.rank() == 1 ? 5 : 4, 0.0);
+  if (w.rank() == 1) {
+    try {
+      w.broadcast(std::span(v), 0);
+      FAIL() << "no error";
+    } catch (const cohort::CollectiveMismatch& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("rank 0 passed bytes 32, this rank passed 40"));
+    }
+  } else {
+    w.broadcast(std::span(v), 0);
+  }
+}
+
+TEST(Mismatch, GathervCountsDiffer) {
+  auto& w = world();
+  if (w.size() < 2) GTEST_SKIP();
+  std::vector<std::size_t> counts(static_cast<std::size_t>(w.size()), 2);
+  std::vector<int> mine(w.rank() == 1 ? 3 : 2, w.rank());
+  std::vector<int> out(w.rank() == 0 ? 2 * counts.size() : 0);
+  if (w.rank() == 0) {
+    EXPECT_THROW(w.gatherv(mine, out, counts, 0), cohort::CollectiveMismatch);
+  } else {
+    w.gatherv(mine, out, counts, 0);
+  }
+}
+
+TEST(Mismatch, BadArgumentsAreInvalidArgument) {
+  auto& w = world();
+  std::vector<int> in(3), out(2);
+  EXPECT_THROW(w.allreduce(in, out, std::plus<>{}), cohort::InvalidArgument);
+  int x = 0;
+  EXPECT_THROW(w.broadcast(x, w.size()), cohort::InvalidArgument);
+}
+
+}  // namespace

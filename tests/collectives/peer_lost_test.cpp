@@ -1,0 +1,34 @@
+// A rank that exits before taking part in a collective makes the others throw PeerLost naming
+// it, never hang.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+#include <cohort/cohort.hpp>
+
+#include "tests/support/rank_env.hpp"
+
+namespace {
+
+TEST(PeerLost, CollectivesWithAnExitedRankThrow) {
+  auto& w = cohort::testing::env().world();
+  if (w.size() < 2) GTEST_SKIP();
+  const int gone = w.size() - 1;
+  w.barrier();  // everyone is up
+  if (w.rank() == gone) std::_Exit(0);  // leaves without a word (the launcher marks it exited)
+  try {
+    w.barrier();
+    FAIL() << "barrier returned";
+  } catch (const cohort::PeerLost& e) {
+    EXPECT_EQ(e.peer(), gone);
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("barrier"));
+  }
+  std::vector<double> v(100000, 1.0);
+  EXPECT_THROW(w.broadcast(std::span(v), gone), cohort::PeerLost);
+  EXPECT_THROW(w.allreduce(v, std::plus<>{}), cohort::PeerLost);
+}
+
+}  // namespace
