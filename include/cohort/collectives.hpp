@@ -40,6 +40,54 @@
 #include "cohort/reduce_ops.hpp"
 
 namespace cohort {
+
+namespace collectives {
+class PendingOp;  // runtime/collectives
+}
+
+/// A non-blocking collective in flight (ibarrier, ibroadcast, iallreduce). Buffers passed to the
+/// call must stay alive (and inputs unchanged) until it completes. Any collective wait of this
+/// rank (a blocking collective, another request's wait/test) also advances it. Move-only;
+/// destroying an active request waits for it (errors are then dropped).
+class CollectiveRequest {
+ public:
+  CollectiveRequest() noexcept = default;
+  CollectiveRequest(CollectiveRequest&&) noexcept = default;
+  CollectiveRequest& operator=(CollectiveRequest&& other) noexcept {
+    if (this != &other) {
+      if (op_) wait_quietly();
+      op_ = std::move(other.op_);
+      keep_ = std::move(other.keep_);
+    }
+    return *this;
+  }
+  CollectiveRequest(const CollectiveRequest&) = delete;
+  CollectiveRequest& operator=(const CollectiveRequest&) = delete;
+  ~CollectiveRequest();
+
+  /// Blocks until the collective completes; throws what it failed with (PeerLost,
+  /// CollectiveMismatch). Returns at once on an inactive request.
+  void wait();
+  /// Advances it; true (and the request becomes inactive) once it has completed.
+  bool test();
+  /// True until wait()/test() has seen the completion.
+  [[nodiscard]] bool active() const noexcept { return op_ != nullptr; }
+
+  /// Internal.
+  CollectiveRequest(std::shared_ptr<collectives::PendingOp> op, std::shared_ptr<void> keep) noexcept
+      : op_(std::move(op)), keep_(op_ ? std::move(keep) : nullptr) {}
+
+ private:
+  void wait_quietly() noexcept {
+    try {
+      wait();
+    } catch (...) {
+    }
+  }
+  std::shared_ptr<collectives::PendingOp> op_;
+  std::shared_ptr<void> keep_;  // what the operation uses (the reduction's function object)
+};
+
 namespace detail {
 
 /// A type-erased elementwise combination `acc[i] = op(acc[i], in[i])` for i < count.
@@ -92,6 +140,12 @@ void collective_alltoall(CommunicatorImpl& c, const void* in, const std::size_t*
                          void* out, const std::size_t* recv_counts, std::size_t block_bytes);
 std::shared_ptr<CommunicatorImpl> collective_split(CommunicatorImpl& c, int color, int key);
 std::shared_ptr<CommunicatorImpl> collective_dup(CommunicatorImpl& c);
+std::shared_ptr<collectives::PendingOp> collective_ibarrier(CommunicatorImpl& c);
+std::shared_ptr<collectives::PendingOp> collective_ibroadcast(CommunicatorImpl& c, void* data,
+                                                              std::size_t bytes, int root);
+std::shared_ptr<collectives::PendingOp> collective_iallreduce(CommunicatorImpl& c, const void* in,
+                                                              void* out, std::size_t bytes,
+                                                              const Combiner& op);
 [[noreturn]] void collective_bad_argument(CommunicatorImpl& c, const char* op,
                                           const std::string& what);
 
@@ -374,6 +428,43 @@ void Communicator::alltoallv(const In& in, std::span<const std::size_t> send_cou
   auto sb = detail::counts_in_bytes<T>(send_counts);
   auto rb = detail::counts_in_bytes<T>(recv_counts);
   detail::collective_alltoall(impl(), std::ranges::data(in), sb.data(), std::ranges::data(out), rb.data(), 0);
+}
+
+inline CollectiveRequest Communicator::ibarrier() {
+  return CollectiveRequest(detail::collective_ibarrier(impl()), nullptr);
+}
+
+template <detail::CollectiveValue T>
+CollectiveRequest Communicator::ibroadcast(T& value, int root) {
+  return CollectiveRequest(detail::collective_ibroadcast(impl(), &value, sizeof(T), root), nullptr);
+}
+
+template <detail::MutableCollectiveBuffer R>
+CollectiveRequest Communicator::ibroadcast(R&& data, int root) {
+  return CollectiveRequest(
+      detail::collective_ibroadcast(impl(), std::ranges::data(data), detail::bytes_of(data), root),
+      nullptr);
+}
+
+template <detail::CollectiveValue T, class Op>
+CollectiveRequest Communicator::iallreduce(const T& value, T& result, Op op) {
+  auto keep = std::make_shared<Op>(std::move(op));
+  return CollectiveRequest(detail::collective_iallreduce(impl(), &value, &result, sizeof(T),
+                                                         detail::make_combiner<T>(*keep)),
+                           keep);
+}
+
+template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out, class Op>
+CollectiveRequest Communicator::iallreduce(const In& in, Out&& out, Op op) {
+  using T = detail::range_element_t<In>;
+  static_assert(std::is_same_v<T, detail::range_element_t<Out>>, "iallreduce: in and out element types differ");
+  if (std::ranges::size(out) != std::ranges::size(in)) {
+    detail::collective_bad_argument(impl(), "iallreduce", "out.size() must equal in.size()");
+  }
+  auto keep = std::make_shared<Op>(std::move(op));
+  return CollectiveRequest(detail::collective_iallreduce(impl(), std::ranges::data(in), std::ranges::data(out),
+                                                         detail::bytes_of(in), detail::make_combiner<T>(*keep)),
+                           keep);
 }
 
 inline std::optional<Communicator> Communicator::split(int color, int key) {

@@ -22,6 +22,7 @@ namespace cohort {
 namespace detail {
 class CommunicatorImpl;
 }
+class CollectiveRequest;  // collectives: cohort/collectives.hpp
 
 /// A communicator: a set of ranks with its own message space. Cheap to copy (shared handle).
 /// Thread safety: one thread per rank calls into a communicator at a time.
@@ -116,6 +117,17 @@ class Communicator {
   [[nodiscard]] std::optional<Communicator> split(int color, int key = 0);
   /// A communicator with the same members and a separate message space. Collective.
   [[nodiscard]] Communicator dup();
+
+  /// Non-blocking barrier, broadcast and allreduce: start now, complete with wait()/test().
+  [[nodiscard]] CollectiveRequest ibarrier();
+  template <detail::CollectiveValue T>
+  [[nodiscard]] CollectiveRequest ibroadcast(T& value, int root);
+  template <detail::MutableCollectiveBuffer R>
+  [[nodiscard]] CollectiveRequest ibroadcast(R&& data, int root);
+  template <detail::CollectiveValue T, class Op>
+  [[nodiscard]] CollectiveRequest iallreduce(const T& value, T& result, Op op);
+  template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out, class Op>
+  [[nodiscard]] CollectiveRequest iallreduce(const In& in, Out&& out, Op op);
   // ---- collectives (end) ----------------------------------------------------------------
 
   /// Internal: wraps an implementation object.

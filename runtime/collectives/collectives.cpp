@@ -22,7 +22,9 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <exception>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,13 @@
 #include "cohort/errors.hpp"
 #include "runtime/collectives/engine.hpp"
 #include "runtime/runtime.hpp"
+
+namespace {
+// memcpy that accepts empty ranges with null pointers (std::vector<T>{}.data()).
+inline void copy_bytes(void* dst, const void* src, std::size_t bytes) noexcept {
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+}  // namespace
 
 namespace cohort::collectives {
 
@@ -181,6 +190,19 @@ class Call {
 
   template <class Ready, class Lost>
   void wait(Ready&& ready, Lost&& lost) {
+    if (!engine_.pending.empty()) {
+      // Advance the non-blocking collectives in flight while waiting (see Engine::pending).
+      auto ready_and_progress = [&] {
+        engine_.progress_pending();
+        return ready();
+      };
+      engine_.waiter().wait(
+          ready_and_progress,
+          transport::WaitFor{transport::WaitOp::collective, -1, static_cast<int>(kind_),
+                             comm_.context()},
+          lost, [this](int p) { throw_lost(p); });
+      return;
+    }
     engine_.waiter().wait(
         ready,
         transport::WaitFor{transport::WaitOp::collective, -1, static_cast<int>(kind_),
@@ -228,7 +250,7 @@ class Call {
     m.elem_bytes = d.elem_bytes;
     m.first_chunk = first_chunk;
     if (inline_data != nullptr && inline_bytes > 0) {
-      std::memcpy(m.inline_data, inline_data, inline_bytes);
+      copy_bytes(m.inline_data, inline_data, inline_bytes);
     }
     m.token.store(token_, std::memory_order_release);
     engine_.main_expected += readers.size();
@@ -254,7 +276,7 @@ class Call {
                    const std::vector<int>& readers) {
     const int self = engine_.self();
     std::size_t s = g % kCollectiveSlots;
-    std::memcpy(area_.slot_data(self, s), src, len);
+    copy_bytes(area_.slot_data(self, s), src, len);
     auto& h = area_.slot(self, s);
     h.bytes = len;
     h.chunk.store(g + 1, std::memory_order_release);
@@ -393,6 +415,10 @@ class Call {
     return area_.slot_data(world(in.peer), (in.first_chunk + c) % kCollectiveSlots);
   }
 
+  [[nodiscard]] const std::byte* area_data(const Incoming& in, std::uint64_t c) const {
+    return area_.slot_data(world(in.peer), (in.first_chunk + c) % kCollectiveSlots);
+  }
+
   void release_chunk(const Incoming& in, std::uint64_t c) {
     int w = world(in.peer);
     area_.slot_consumed(w, (in.first_chunk + c) % kCollectiveSlots)
@@ -406,7 +432,71 @@ class Call {
     std::uint64_t b = std::min(a + in.chunk_bytes, in.total);
     std::uint64_t lo = std::max(a, in.offset);
     std::uint64_t hi = std::min(b, in.offset + in.length);
-    if (lo < hi) std::memcpy(in.dest + (lo - in.offset), data + (lo - a), hi - lo);
+    if (lo < hi) copy_bytes(in.dest + (lo - in.offset), data + (lo - a), hi - lo);
+  }
+
+  /// One non-blocking round of the copying collectives: writes what the free slots allow and
+  /// copies every incoming part that has arrived. Returns true when everything is done.
+  bool exchange_step(Outgoing* out, std::vector<Incoming>& ins, const Descriptor& expect,
+                     bool& progressed) {
+    bool all_done = true;
+    if (out != nullptr) {
+      progressed |= try_write(*out);
+      if (out->next < out->chunks) all_done = false;
+    }
+    for (Incoming& in : ins) {
+      if (in.done) continue;
+      if (!in.opened) {
+        if (!main_ready(in.peer)) {
+          all_done = false;
+          continue;
+        }
+        open(in, expect);
+        progressed = true;
+        if (in.is_inline) {
+          if (in.length > 0) copy_bytes(in.dest, in.inline_data + in.offset, in.length);
+          release_main(in.peer);
+          in.done = true;
+          continue;
+        }
+        release_main(in.peer);
+      }
+      while (in.next < in.end && chunk_ready(in, in.next)) {
+        copy_chunk(in, in.next, area_.slot_data(world(in.peer),
+                                                (in.first_chunk + in.next) % kCollectiveSlots));
+        release_chunk(in, in.next);
+        ++in.next;
+        progressed = true;
+      }
+      if (in.next >= in.end) {
+        in.done = true;
+      } else {
+        all_done = false;
+      }
+    }
+    return all_done;
+  }
+
+  [[nodiscard]] bool exchange_ready(const Outgoing* out, const std::vector<Incoming>& ins) const {
+    if (out != nullptr && out->next < out->chunks && slot_free(out->first + out->next)) {
+      return true;
+    }
+    for (const Incoming& in : ins) {
+      if (in.done) continue;
+      if (!in.opened ? main_ready(in.peer) : chunk_ready(in, in.next)) return true;
+    }
+    return false;
+  }
+
+  [[nodiscard]] int exchange_lost(const Outgoing* out, const std::vector<Incoming>& ins) const {
+    if (out != nullptr && out->next < out->chunks) {
+      int w = first_dead(engine_.slot_readers[(out->first + out->next) % kCollectiveSlots]);
+      if (w >= 0) return w;
+    }
+    for (const Incoming& in : ins) {
+      if (!in.done && !segment_.alive(world(in.peer))) return world(in.peer);
+    }
+    return -1;
   }
 
   /// The progress loop of the copying collectives: publishes `out` (if any) and copies every
@@ -415,64 +505,9 @@ class Call {
     if (out != nullptr) start(*out);
     for (;;) {
       bool progressed = false;
-      bool all_done = true;
-      if (out != nullptr) {
-        progressed |= try_write(*out);
-        if (out->next < out->chunks) all_done = false;
-      }
-      for (Incoming& in : ins) {
-        if (in.done) continue;
-        if (!in.opened) {
-          if (!main_ready(in.peer)) {
-            all_done = false;
-            continue;
-          }
-          open(in, expect);
-          progressed = true;
-          if (in.is_inline) {
-            if (in.length > 0) std::memcpy(in.dest, in.inline_data + in.offset, in.length);
-            release_main(in.peer);
-            in.done = true;
-            continue;
-          }
-          release_main(in.peer);
-        }
-        while (in.next < in.end && chunk_ready(in, in.next)) {
-          copy_chunk(in, in.next, area_.slot_data(world(in.peer),
-                                                  (in.first_chunk + in.next) % kCollectiveSlots));
-          release_chunk(in, in.next);
-          ++in.next;
-          progressed = true;
-        }
-        if (in.next >= in.end) {
-          in.done = true;
-        } else {
-          all_done = false;
-        }
-      }
-      if (all_done) return;
+      if (exchange_step(out, ins, expect, progressed)) return;
       if (progressed) continue;
-      auto ready = [&] {
-        if (out != nullptr && out->next < out->chunks && slot_free(out->first + out->next)) {
-          return true;
-        }
-        for (const Incoming& in : ins) {
-          if (in.done) continue;
-          if (!in.opened ? main_ready(in.peer) : chunk_ready(in, in.next)) return true;
-        }
-        return false;
-      };
-      auto lost = [&] {
-        if (out != nullptr && out->next < out->chunks) {
-          int w = first_dead(engine_.slot_readers[(out->first + out->next) % kCollectiveSlots]);
-          if (w >= 0) return w;
-        }
-        for (const Incoming& in : ins) {
-          if (!in.done && !segment_.alive(world(in.peer))) return world(in.peer);
-        }
-        return -1;
-      };
-      wait(ready, lost);
+      wait([&] { return exchange_ready(out, ins); }, [&] { return exchange_lost(out, ins); });
     }
   }
 
@@ -553,7 +588,7 @@ void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, 
   const int n = call.n();
   const int me = call.me();
   if (n == 1) {
-    if (out != in && bytes > 0) std::memcpy(out, in, bytes);
+    if (out != in && bytes > 0) copy_bytes(out, in, bytes);
     return;
   }
   Descriptor d{kind, root, bytes, static_cast<std::uint32_t>(op.elem_bytes), op.op_id};
@@ -581,12 +616,12 @@ void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, 
   if (bytes <= kCollectiveInlineBytes) {
     std::byte acc[kCollectiveInlineBytes];
     auto src = [&](int r) { return r == me ? in : ins[static_cast<std::size_t>(r)].inline_data; };
-    std::memcpy(acc, src(0), bytes);
+    copy_bytes(acc, src(0), bytes);
     for (int r = 1; r < n; ++r) combine(op, acc, src(r), bytes);
     for (int r = 0; r < n; ++r) {
       if (r != me) call.release_main(r);
     }
-    std::memcpy(out, acc, bytes);
+    copy_bytes(out, acc, bytes);
     return;
   }
   for (int r = 0; r < n; ++r) {
@@ -605,7 +640,7 @@ void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, 
     }
     std::byte* acc = out + a;
     const std::byte* first = me == 0 ? mine : call.wait_chunk(ins[0], c);
-    if (first != acc) std::memcpy(acc, first, len);
+    if (first != acc) copy_bytes(acc, first, len);
     if (me != 0) call.release_chunk(ins[0], c);
     for (int r = 1; r < n; ++r) {
       if (r == me) {
@@ -632,7 +667,7 @@ void allreduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_
   const int n = call.n();
   const int me = call.me();
   if (n == 1) {
-    if (out != in && bytes > 0) std::memcpy(out, in, bytes);
+    if (out != in && bytes > 0) copy_bytes(out, in, bytes);
     return;
   }
   Descriptor d{kind, -1, bytes, static_cast<std::uint32_t>(op.elem_bytes), op.op_id};
@@ -647,12 +682,12 @@ void allreduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_
   }
   std::byte acc[kCollectiveInlineBytes];
   auto src = [&](int r) { return r == me ? in : ins[static_cast<std::size_t>(r)].inline_data; };
-  if (bytes > 0) std::memcpy(acc, src(0), bytes);
+  if (bytes > 0) copy_bytes(acc, src(0), bytes);
   for (int r = 1; r < n; ++r) combine(op, acc, src(r), bytes);
   for (int r = 0; r < n; ++r) {
     if (r != me) call.release_main(r);
   }
-  if (bytes > 0) std::memcpy(out, acc, bytes);
+  if (bytes > 0) copy_bytes(out, acc, bytes);
 }
 
 void scan_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, std::size_t bytes,
@@ -683,9 +718,9 @@ void scan_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, st
     if (last >= 0) {
       std::byte acc[kCollectiveInlineBytes];
       auto src = [&](int r) { return r == me ? in : ins[static_cast<std::size_t>(r)].inline_data; };
-      if (bytes > 0) std::memcpy(acc, src(0), bytes);
+      if (bytes > 0) copy_bytes(acc, src(0), bytes);
       for (int r = 1; r <= last; ++r) combine(op, acc, src(r), bytes);
-      if (bytes > 0) std::memcpy(out, acc, bytes);
+      if (bytes > 0) copy_bytes(out, acc, bytes);
     }
     for (int r = 0; r < me; ++r) call.release_main(r);
     return;
@@ -706,7 +741,7 @@ void scan_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, st
     }
     std::byte* acc = out + a;
     const std::byte* first = me == 0 ? mine : call.wait_chunk(ins[0], c);
-    if (first != acc) std::memcpy(acc, first, len);
+    if (first != acc) copy_bytes(acc, first, len);
     if (me != 0) call.release_chunk(ins[0], c);
     for (int r = 1; r <= last; ++r) {
       if (r == me) {
@@ -731,6 +766,259 @@ std::vector<std::uint64_t> prefix(const std::vector<std::uint64_t>& counts) {
 
 void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t bytes, void* out_v,
                     const std::size_t* counts, Kind kind);
+
+// ---- non-blocking collectives --------------------------------------------------------------
+
+/// Common part: completion, the stored error, and a blocking wait that advances every pending
+/// operation of this rank.
+class NonBlocking : public PendingOp {
+ public:
+  bool progress() final {
+    if (done_) return true;
+    try {
+      done_ = step();
+    } catch (...) {
+      error_ = std::current_exception();
+      done_ = true;
+    }
+    return done_;
+  }
+  [[nodiscard]] bool done() const noexcept { return done_; }
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+  /// Blocks (spin, yield, sleep) until the next change that may let step() advance.
+  virtual void block() = 0;
+
+ protected:
+  virtual bool step() = 0;
+
+ private:
+  bool done_ = false;
+  std::exception_ptr error_;
+};
+
+/// ibarrier, ibroadcast: one publication and/or copies, as in exchange().
+class ExchangeOp final : public NonBlocking {
+ public:
+  ExchangeOp(detail::CommunicatorImpl& comm, Kind kind) : call_(comm, kind) {}
+  Call& call() { return call_; }
+  std::optional<Outgoing> out;
+  std::vector<Incoming> ins;
+  Descriptor expect{};
+
+  void begin() {
+    if (out) call_.start(*out);
+  }
+  bool step() override {
+    bool progressed = false;
+    return call_.exchange_step(out ? &*out : nullptr, ins, expect, progressed);
+  }
+  void block() override {
+    const Outgoing* o = out ? &*out : nullptr;
+    call_.wait([&] { return done() || call_.exchange_ready(o, ins); },
+               [&] { return call_.exchange_lost(o, ins); });
+  }
+
+ private:
+  Call call_;
+};
+
+/// iallreduce of up to the inline size: everyone publishes at once; the result is combined in
+/// rank order once every peer's contribution is there.
+class SmallAllreduceOp final : public NonBlocking {
+ public:
+  SmallAllreduceOp(detail::CommunicatorImpl& comm, const void* in, void* out, std::size_t bytes,
+                   const detail::Combiner& op)
+      : call_(comm, Kind::allreduce), out_(static_cast<std::byte*>(out)), bytes_(bytes), op_(op) {
+    copy_bytes(mine_, in, bytes);
+    d_ = Descriptor{Kind::allreduce, -1, bytes, static_cast<std::uint32_t>(op.elem_bytes), op.op_id};
+    ins_.resize(static_cast<std::size_t>(call_.n()));
+    for (int r = 0; r < call_.n(); ++r) ins_[static_cast<std::size_t>(r)] = incoming(r, 0, bytes, nullptr, bytes);
+    static const std::byte kNothing{};
+    call_.publish_main(d_, bytes > 0 ? mine_ : &kNothing, bytes, others(call_), 0, 0);
+  }
+  bool step() override {
+    bool all = true;
+    for (int r = 0; r < call_.n(); ++r) {
+      auto& i = ins_[static_cast<std::size_t>(r)];
+      if (r == call_.me() || i.opened) continue;
+      if (call_.main_ready(r)) {
+        call_.open(i, d_);
+      } else {
+        all = false;
+      }
+    }
+    if (!all) return false;
+    std::byte acc[kCollectiveInlineBytes];
+    auto src = [&](int r) { return r == call_.me() ? mine_ : ins_[static_cast<std::size_t>(r)].inline_data; };
+    if (bytes_ > 0) copy_bytes(acc, src(0), bytes_);
+    for (int r = 1; r < call_.n(); ++r) combine(op_, acc, src(r), bytes_);
+    for (int r = 0; r < call_.n(); ++r) {
+      if (r != call_.me()) call_.release_main(r);
+    }
+    if (bytes_ > 0) copy_bytes(out_, acc, bytes_);
+    return true;
+  }
+  void block() override {
+    call_.wait(
+        [&] {
+          if (done()) return true;
+          for (int r = 0; r < call_.n(); ++r) {
+            if (r != call_.me() && !ins_[static_cast<std::size_t>(r)].opened && call_.main_ready(r)) return true;
+          }
+          return false;
+        },
+        [&] {
+          for (int r = 0; r < call_.n(); ++r) {
+            if (r != call_.me() && !ins_[static_cast<std::size_t>(r)].opened &&
+                !call_.comm().runtime().segment().alive(call_.world(r))) {
+              return call_.world(r);
+            }
+          }
+          return -1;
+        });
+  }
+
+ private:
+  Call call_;
+  std::byte* out_;
+  std::size_t bytes_;
+  detail::Combiner op_;
+  Descriptor d_{};
+  std::byte mine_[kCollectiveInlineBytes];
+  std::vector<Incoming> ins_;
+};
+
+/// iallreduce above the inline size: reduce to rank 0 chunk by chunk in rank order, then
+/// broadcast from rank 0 (the same calls, kinds and sequence numbers as the blocking allreduce).
+class LargeAllreduceOp final : public NonBlocking {
+ public:
+  LargeAllreduceOp(detail::CommunicatorImpl& comm, const void* in, void* out, std::size_t bytes,
+                   const detail::Combiner& op)
+      : reduce_(comm, Kind::allreduce),
+        bcast_(comm, Kind::allreduce),
+        in_(static_cast<const std::byte*>(in)),
+        out_(static_cast<std::byte*>(out)),
+        bytes_(bytes),
+        op_(op) {
+    const int n = reduce_.n();
+    d_ = Descriptor{Kind::allreduce, 0, bytes, static_cast<std::uint32_t>(op.elem_bytes), op.op_id};
+    if (reduce_.me() != 0) {
+      up_.data = in_;
+      up_.d = d_;
+      up_.main_readers = {0};
+      up_.ranges.assign(static_cast<std::size_t>(n), {0, 0});
+      up_.ranges[0] = {0, bytes};
+      reduce_.start(up_);
+    } else {
+      reduce_.publish_main(d_, nullptr, 0, {}, 0, 0);
+      ins_.resize(static_cast<std::size_t>(n));
+      for (int r = 1; r < n; ++r) ins_[static_cast<std::size_t>(r)] = incoming(r, 0, bytes, nullptr, bytes);
+      chunk_bytes_ = reduce_.chunk_size(static_cast<std::uint32_t>(op.elem_bytes));
+      chunks_ = (bytes + chunk_bytes_ - 1) / chunk_bytes_;
+    }
+    bd_ = Descriptor{Kind::allreduce, 0, bytes, 1, 0};
+  }
+
+  bool step() override {
+    const int n = reduce_.n();
+    const bool root = reduce_.me() == 0;
+    if (phase_ == 0) {
+      if (!root) {
+        reduce_.try_write(up_);
+        if (up_.next < up_.chunks) return false;
+      } else {
+        for (int r = 1; r < n; ++r) {
+          auto& i = ins_[static_cast<std::size_t>(r)];
+          if (i.opened) continue;
+          if (!reduce_.main_ready(r)) return false;
+          reduce_.open(i, d_);
+          reduce_.release_main(r);
+        }
+        while (c_ < chunks_) {
+          for (int r = 1; r < n; ++r) {
+            if (!reduce_.chunk_ready(ins_[static_cast<std::size_t>(r)], c_)) return false;
+          }
+          std::uint64_t a = c_ * chunk_bytes_;
+          std::uint64_t len = std::min<std::uint64_t>(chunk_bytes_, bytes_ - a);
+          if (out_ != in_) copy_bytes(out_ + a, in_ + a, len);
+          for (int r = 1; r < n; ++r) {
+            auto& i = ins_[static_cast<std::size_t>(r)];
+            combine(op_, out_ + a, reduce_.area_data(i, c_), len);
+            reduce_.release_chunk(i, c_);
+          }
+          ++c_;
+        }
+      }
+      phase_ = 1;
+      if (root) {
+        down_.data = out_;
+        down_.d = bd_;
+        down_.main_readers = others(bcast_);
+        down_.ranges.assign(static_cast<std::size_t>(n), {0, bytes_});
+        bcast_.start(down_);
+      } else {
+        bin_ = {incoming(0, 0, bytes_, out_, bytes_)};
+      }
+    }
+    bool progressed = false;
+    return bcast_.exchange_step(root ? &down_ : nullptr, bin_, bd_, progressed);
+  }
+
+  void block() override {
+    const bool root = reduce_.me() == 0;
+    auto& seg = reduce_.comm().runtime().segment();
+    Call& call = phase_ == 0 ? reduce_ : bcast_;
+    call.wait(
+        [&] {
+          if (done()) return true;
+          if (phase_ == 1) return bcast_.exchange_ready(root ? &down_ : nullptr, bin_);
+          if (!root) return reduce_.exchange_ready(&up_, {});
+          for (int r = 1; r < reduce_.n(); ++r) {
+            auto& i = ins_[static_cast<std::size_t>(r)];
+            if (!i.opened ? reduce_.main_ready(r) : (c_ < chunks_ && reduce_.chunk_ready(i, c_))) return true;
+          }
+          return false;
+        },
+        [&] {
+          if (phase_ == 1) return bcast_.exchange_lost(root ? &down_ : nullptr, bin_);
+          if (!root) return reduce_.exchange_lost(&up_, {});
+          for (int r = 1; r < reduce_.n(); ++r) {
+            if (!seg.alive(reduce_.world(r))) return reduce_.world(r);
+          }
+          return -1;
+        });
+  }
+
+ private:
+  Call reduce_;
+  Call bcast_;
+  const std::byte* in_;
+  std::byte* out_;
+  std::size_t bytes_;
+  detail::Combiner op_;
+  Descriptor d_{};
+  Descriptor bd_{};
+  int phase_ = 0;
+  Outgoing up_;
+  Outgoing down_;
+  std::vector<Incoming> ins_;
+  std::vector<Incoming> bin_;
+  std::uint64_t chunk_bytes_ = 0;
+  std::uint64_t chunks_ = 0;
+  std::uint64_t c_ = 0;
+};
+
+std::shared_ptr<PendingOp> launch(detail::CommunicatorImpl& comm, std::shared_ptr<NonBlocking> op) {
+  auto& engine = comm.runtime().collectives();
+  if (op->progress()) {
+    op->rethrow();
+    return nullptr;
+  }
+  engine.pending.push_back(op);
+  return op;
+}
 
 }  // namespace
 }  // namespace cohort::collectives
@@ -785,7 +1073,7 @@ void collective_reduce_scatter(CommunicatorImpl& comm, const void* in, void* out
   std::vector<std::byte> all(block_bytes * n);
   collectives::allreduce_impl(comm, in, all.data(), all.size(), op, Kind::reduce_scatter);
   if (block_bytes > 0) {
-    std::memcpy(out, all.data() + static_cast<std::size_t>(comm.rank()) * block_bytes, block_bytes);
+    copy_bytes(out, all.data() + static_cast<std::size_t>(comm.rank()) * block_bytes, block_bytes);
   }
 }
 
@@ -816,7 +1104,7 @@ void collective_gather(CommunicatorImpl& comm, const void* in, std::size_t bytes
                                                          c[static_cast<std::size_t>(me)], bytes));
   }
   auto p = collectives::prefix(c);
-  if (bytes > 0) std::memcpy(out + p[static_cast<std::size_t>(me)], in, bytes);
+  if (bytes > 0) copy_bytes(out + p[static_cast<std::size_t>(me)], in, bytes);
   if (n == 1) return;
   call.publish_main(d, nullptr, 0, {}, 0, 0);  // for root-mismatch detection, as in reduce
   std::vector<Incoming> ins;
@@ -854,7 +1142,7 @@ void collective_scatter(CommunicatorImpl& comm, const void* in, const std::size_
   Descriptor d{Kind::scatter, root, total, 1, 0};
   if (me == root) {
     const auto* src = static_cast<const std::byte*>(in);
-    if (bytes > 0) std::memcpy(out, src + p[static_cast<std::size_t>(me)], bytes);
+    if (bytes > 0) copy_bytes(out, src + p[static_cast<std::size_t>(me)], bytes);
     if (n == 1) return;
     Outgoing o;
     o.data = src;
@@ -912,7 +1200,7 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
   for (int i = 0; i < n; ++i) recv[static_cast<std::size_t>(i)] = sent[static_cast<std::size_t>(i) * un + static_cast<std::size_t>(me)];
   auto recv_prefix = collectives::prefix(recv);
   auto ume = static_cast<std::size_t>(me);
-  if (recv[ume] > 0) std::memcpy(out + recv_prefix[ume], in + my_prefix[ume], recv[ume]);
+  if (recv[ume] > 0) copy_bytes(out + recv_prefix[ume], in + my_prefix[ume], recv[ume]);
   if (n == 1) return;
   Descriptor d{Kind::alltoall, -1, my_prefix.back(), 1, 0};
   Outgoing o;
@@ -928,6 +1216,57 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
     ins.push_back(collectives::incoming(i, p[ume], recv[ui], out + recv_prefix[ui], p.back()));
   }
   call.exchange(&o, ins, d);
+}
+
+std::shared_ptr<collectives::PendingOp> collective_ibarrier(CommunicatorImpl& comm) {
+  if (comm.size() == 1) {
+    comm.next_collective_sequence();
+    return nullptr;
+  }
+  auto op = std::make_shared<collectives::ExchangeOp>(comm, Kind::barrier);
+  Call& call = op->call();
+  op->expect = Descriptor{Kind::barrier, -1, 0, 1, 0};
+  op->out.emplace();
+  op->out->d = op->expect;
+  op->out->main_readers = collectives::others(call);
+  for (int r : op->out->main_readers) op->ins.push_back(collectives::incoming(r, 0, 0, nullptr, 0));
+  op->begin();
+  return collectives::launch(comm, op);
+}
+
+std::shared_ptr<collectives::PendingOp> collective_ibroadcast(CommunicatorImpl& comm, void* data,
+                                                              std::size_t bytes, int root) {
+  auto op = std::make_shared<collectives::ExchangeOp>(comm, Kind::broadcast);
+  Call& call = op->call();
+  collectives::check_root(call, root);
+  if (call.n() == 1) return nullptr;
+  op->expect = Descriptor{Kind::broadcast, root, bytes, 1, 0};
+  if (call.me() == root) {
+    op->out.emplace();
+    op->out->data = static_cast<const std::byte*>(data);
+    op->out->d = op->expect;
+    op->out->main_readers = collectives::others(call);
+    op->out->ranges.assign(static_cast<std::size_t>(call.n()), {0, bytes});
+  } else {
+    op->ins.push_back(collectives::incoming(root, 0, bytes, data, bytes));
+  }
+  op->begin();
+  return collectives::launch(comm, op);
+}
+
+std::shared_ptr<collectives::PendingOp> collective_iallreduce(CommunicatorImpl& comm,
+                                                              const void* in, void* out,
+                                                              std::size_t bytes,
+                                                              const Combiner& op) {
+  if (comm.size() == 1) {
+    comm.next_collective_sequence();
+    if (out != in && bytes > 0) copy_bytes(out, in, bytes);
+    return nullptr;
+  }
+  if (bytes <= collectives::kCollectiveInlineBytes) {
+    return collectives::launch(comm, std::make_shared<collectives::SmallAllreduceOp>(comm, in, out, bytes, op));
+  }
+  return collectives::launch(comm, std::make_shared<collectives::LargeAllreduceOp>(comm, in, out, bytes, op));
 }
 
 std::shared_ptr<CommunicatorImpl> collective_split(CommunicatorImpl& comm, int color, int key) {
@@ -999,7 +1338,7 @@ void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t 
         "counts[{}] is {} bytes but this rank passes {} bytes", me, c[static_cast<std::size_t>(me)], bytes));
   }
   auto p = prefix(c);
-  if (bytes > 0) std::memcpy(out + p[static_cast<std::size_t>(me)], in, bytes);
+  if (bytes > 0) copy_bytes(out + p[static_cast<std::size_t>(me)], in, bytes);
   if (n == 1) return;
   Descriptor d{kind, -1, bytes, 1, 0};
   Outgoing o;
@@ -1018,3 +1357,41 @@ void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t 
 
 }  // namespace
 }  // namespace cohort::collectives
+
+namespace cohort {
+
+CollectiveRequest::~CollectiveRequest() {
+  if (op_) {
+    try {
+      wait();
+    } catch (...) {  // a destructor must not throw; wait() reports errors
+    }
+  }
+}
+
+void CollectiveRequest::wait() {
+  if (!op_) return;
+  auto& nb = static_cast<collectives::NonBlocking&>(*op_);
+  auto& engine = detail::Runtime::current()->collectives();
+  while (!nb.done()) {
+    engine.progress_pending();
+    if (nb.done()) break;
+    nb.block();
+  }
+  auto op = std::move(op_);
+  keep_.reset();
+  nb.rethrow();
+}
+
+bool CollectiveRequest::test() {
+  if (!op_) return true;
+  auto& nb = static_cast<collectives::NonBlocking&>(*op_);
+  detail::Runtime::current()->collectives().progress_pending();
+  if (!nb.done()) return false;
+  auto op = std::move(op_);
+  keep_.reset();
+  nb.rethrow();
+  return true;
+}
+
+}  // namespace cohort

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "runtime/transport/collective_area.hpp"
@@ -19,6 +20,14 @@
 #include "runtime/transport/waiter.hpp"
 
 namespace cohort::collectives {
+
+/// A non-blocking collective in flight (ibarrier, ibroadcast, iallreduce).
+class PendingOp {
+ public:
+  virtual ~PendingOp() = default;
+  /// Advances without blocking; true once complete (also when it failed: see error()).
+  virtual bool progress() = 0;
+};
 
 /// Per-process state of the collective protocol (the publisher's bookkeeping). Owned by the
 /// Runtime; one thread per rank.
@@ -38,11 +47,22 @@ class Engine {
   std::array<std::uint64_t, transport::kCollectiveSlots> slot_expected{};
   std::array<std::vector<int>, transport::kCollectiveSlots> slot_readers;
 
+  /// Non-blocking collectives in flight. Every collective wait advances them (a peer may need
+  /// this rank to consume its earlier publication before it can publish what we wait for).
+  std::vector<std::shared_ptr<PendingOp>> pending;
+  void progress_pending() {
+    if (progressing_ || pending.empty()) return;
+    progressing_ = true;
+    std::erase_if(pending, [](const std::shared_ptr<PendingOp>& op) { return op->progress(); });
+    progressing_ = false;
+  }
+
  private:
   transport::Segment segment_;
   transport::CollectiveArea area_;
   transport::Waiter waiter_;
   int self_;
+  bool progressing_ = false;
 };
 
 }  // namespace cohort::collectives
