@@ -12,6 +12,7 @@
 #include "cohort/environment.hpp"
 #include "cohort/errors.hpp"
 #include "runtime/collectives/engine.hpp"
+#include "runtime/p2p/engine.hpp"
 #include "runtime/runtime.hpp"
 
 namespace cohort {
@@ -82,6 +83,7 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
   }
   waiter_ = transport::Waiter(segment_, info_.rank, info_.oversubscribed);
   collectives_ = std::make_unique<collectives::Engine>(segment_, info_.rank, info_.oversubscribed);
+  p2p_ = std::make_unique<p2p::Engine>(segment_, waiter_, info_.rank, info_.size);
   transport::RankSlot& slot = segment_.slot(info_.rank);
   slot.pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
   slot.state.store(static_cast<std::uint32_t>(transport::RankState::attached),

@@ -16,6 +16,9 @@
 namespace cohort::collectives {
 class Engine;  // runtime/collectives/engine.hpp
 }
+namespace cohort::p2p {
+class Engine;  // runtime/p2p/engine.hpp
+}
 
 namespace cohort::detail {
 
@@ -34,6 +37,8 @@ class Runtime {
   [[nodiscard]] transport::Waiter& waiter() noexcept { return waiter_; }
   /// This rank's side of the shared-memory collectives.
   [[nodiscard]] collectives::Engine& collectives() noexcept { return *collectives_; }
+  /// This rank's point-to-point progress engine.
+  [[nodiscard]] p2p::Engine& p2p() noexcept { return *p2p_; }
 
   /// The active runtime, or nullptr.
   static Runtime* current() noexcept;
@@ -45,6 +50,7 @@ class Runtime {
   transport::Segment segment_;
   transport::Waiter waiter_;
   std::unique_ptr<collectives::Engine> collectives_;
+  std::unique_ptr<p2p::Engine> p2p_;
   std::unique_ptr<Communicator> world_;
 };
 

@@ -16,6 +16,10 @@
 #include <vector>    // collectives
 
 #include "cohort/reduce_ops.hpp"  // collectives
+#include "cohort/detail/p2p_traits.hpp"  // p2p
+#include "cohort/request.hpp"             // p2p
+#include "cohort/status.hpp"              // p2p
+#include "cohort/tag.hpp"                 // p2p
 
 namespace cohort {
 
@@ -32,6 +36,42 @@ class Communicator {
   [[nodiscard]] int rank() const noexcept;
   /// Number of ranks in the communicator.
   [[nodiscard]] int size() const noexcept;
+
+  // ---- point-to-point (begin; defined in cohort/p2p.hpp, documented there) ----------------
+  // `dest`/`source` are ranks in this communicator; tags are 0 .. Tag::kMax.
+  /// Sends `data` to `dest` (raw bytes, cereal or Boost, chosen from T). Returns when `data` may
+  /// be reused. Sending to yourself is allowed and never blocks.
+  template <class T>
+  void send(const T& data, int dest, Tag tag = Tag{0});
+  /// Receives into `out`: a std::span (payload at most its size), a std::vector/std::string
+  /// (resized), a single object, or a serializable type (decoded).
+  template <class T>
+    requires detail::RecvArgument<T>
+  Status recv(T&& out, int source = any_source, Tag tag = any_tag);
+  /// Receives and returns a T: `auto v = comm.recv<std::vector<int>>(0, Tag{1});`
+  template <class T>
+  T recv(int source = any_source, Tag tag = any_tag, Status* status = nullptr);
+  /// Starts a send; `data` must stay alive and unchanged until the request completes.
+  template <class T>
+  Request isend(const T& data, int dest, Tag tag = Tag{0});
+  /// Starts a send of a temporary, which the request keeps alive.
+  template <class T>
+    requires(!std::is_lvalue_reference_v<T>)
+  Request isend(T&& data, int dest, Tag tag = Tag{0});
+  /// Starts a receive into `out` (as for recv), which must stay alive until it completes.
+  template <class T>
+    requires detail::RecvArgument<T>
+  Request irecv(T&& out, int source = any_source, Tag tag = any_tag);
+  /// Waits for a matching message and returns its envelope without receiving it.
+  Status probe(int source = any_source, Tag tag = any_tag);
+  /// The envelope of a matching message if one has arrived, else std::nullopt.
+  std::optional<Status> iprobe(int source = any_source, Tag tag = any_tag);
+  /// Sends to `dest` and receives from `source` at once; a ring shift with it never deadlocks.
+  template <class S, class R>
+    requires detail::RecvArgument<R>
+  Status sendrecv(const S& send_data, int dest, Tag send_tag, R&& recv_out, int source,
+                  Tag recv_tag);
+  // ---- point-to-point (end) ---------------------------------------------------------------
 
   // ---- collectives (begin; defined in cohort/collectives.hpp, documented there) ----------
   /// Blocks until every rank of the communicator has called barrier().
@@ -141,4 +181,5 @@ class Communicator {
 
 }  // namespace cohort
 
+#include "cohort/p2p.hpp"          // p2p: member template definitions
 #include "cohort/collectives.hpp"  // collectives: member template definitions

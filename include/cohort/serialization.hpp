@@ -1,0 +1,230 @@
+/// @file cohort/serialization.hpp
+/// How a C++ type travels in a message: raw bytes, cereal, or Boost.Serialization. The choice is
+/// made at compile time from the type, in this order:
+///   1. a specialization of cohort::message_format<T> (an explicit choice);
+///   2. raw: trivially copyable types (scalars, std::array, plain structs), and contiguous
+///      containers of them (std::vector<T>, std::span<T>, std::basic_string) — copied as bytes;
+///   3. Boost: a type with a member `serialize(Archive&, unsigned int)` (the Boost convention);
+///   4. cereal: a type cereal can save and load with its binary archive (member or free
+///      `serialize(Archive&)`, `save`/`load`, and the standard containers whose cereal header is
+///      included; <cereal/types/vector.hpp> and <cereal/types/string.hpp> are included here);
+///   5. anything else fails to compile with a message saying what to add.
+/// A serialized value travels as one message, so any-source receives and probes work for it.
+///
+/// Example:
+/// @code
+///   struct Particle {                       // cereal
+///     std::string name; double mass;
+///     template <class A> void serialize(A& ar) { ar(name, mass); }
+///   };
+///   struct Cell {                           // Boost.Serialization
+///     std::vector<int> ids;
+///     template <class A> void serialize(A& ar, unsigned) { ar & ids; }
+///   };
+///   comm.send(Particle{"p", 1.0}, 1, cohort::Tag{0});
+///   Cell c = comm.recv<Cell>(0, cohort::Tag{1});
+///   // Choose explicitly (e.g. a cereal type with a versioned serialize):
+///   template <> struct cohort::message_format<MyType>
+///       : std::integral_constant<cohort::MessageFormat, cohort::MessageFormat::cereal> {};
+/// @endcode
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <istream>
+#include <ostream>
+#include <span>
+#include <streambuf>
+#include <string>
+#include <type_traits>
+#include <typeinfo>
+#include <vector>
+
+#include <boost/archive/binary_iarchive.hpp>
+#include <boost/archive/binary_oarchive.hpp>
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+
+#include "cohort/detail/p2p_traits.hpp"
+
+namespace cohort {
+
+/// How a message's payload is encoded; carried in every message header.
+enum class MessageFormat : std::uint8_t { raw = 0, cereal = 1, boost = 2 };
+
+/// Specialize with `static constexpr MessageFormat value` to choose a type's format explicitly.
+template <class T>
+struct message_format {};
+
+namespace detail {
+
+template <class T>
+struct is_vector : std::false_type {};
+template <class T, class A>
+struct is_vector<std::vector<T, A>> : std::true_type {};
+template <class T>
+struct is_string : std::false_type {};
+template <class C, class Tr, class A>
+struct is_string<std::basic_string<C, Tr, A>> : std::true_type {};
+
+/// A value copied as its bytes.
+template <class T>
+concept RawValue = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> &&
+                   !std::is_member_pointer_v<T> && !is_span<T>::value;
+
+/// A contiguous container of raw values.
+template <class T>
+concept RawContainer = (is_vector<T>::value && RawValue<typename T::value_type> &&
+                        !std::is_same_v<typename T::value_type, bool>) ||
+                       is_string<T>::value ||
+                       (is_span<T>::value && RawValue<std::remove_cv_t<typename T::element_type>>);
+
+// An archive that accepts anything, used only to detect a Boost-style serialize member.
+struct DetectArchive {
+  template <class U>
+  DetectArchive& operator&(U&&);
+  template <class U>
+  DetectArchive& operator<<(U&&);
+  template <class U>
+  DetectArchive& operator>>(U&&);
+};
+
+template <class T>
+concept BoostSerializable = requires(T& t, DetectArchive& a) { t.serialize(a, 0u); };
+
+template <class T>
+concept CerealSerializable =
+    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
+    cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
+
+template <class T>
+concept ExplicitFormat = requires { message_format<T>::value; };
+
+template <class T>
+constexpr int format_code() {
+  if constexpr (ExplicitFormat<T>) return static_cast<int>(message_format<T>::value);
+  else if constexpr (RawValue<T> || RawContainer<T>) return static_cast<int>(MessageFormat::raw);
+  else if constexpr (BoostSerializable<T>) return static_cast<int>(MessageFormat::boost);
+  else if constexpr (CerealSerializable<T>) return static_cast<int>(MessageFormat::cereal);
+  else return -1;
+}
+
+}  // namespace detail
+
+/// A type Cohort can send: raw, cereal or Boost (see the file comment).
+template <class T>
+concept Transmittable = (detail::format_code<std::remove_cvref_t<T>>() >= 0);
+
+/// The format `T` travels in.
+template <Transmittable T>
+inline constexpr MessageFormat format_of =
+    static_cast<MessageFormat>(detail::format_code<std::remove_cvref_t<T>>());
+
+namespace detail {
+
+/// Fails the build with a readable message when T cannot be sent.
+template <class T>
+constexpr void check_transmittable() {
+  static_assert(Transmittable<T>,
+                "cohort: this type cannot be sent: it is not trivially copyable, not a contiguous "
+                "container of trivially copyable values, and has no cereal serialize()/save()/"
+                "load() nor a Boost serialize(Archive&, unsigned). Add one of those, or specialize "
+                "cohort::message_format<T>.");
+  static_assert(!std::is_pointer_v<T>,
+                "cohort: cannot send a pointer; send the object or a std::span of it");
+}
+
+/// A stable-per-build number naming a type, checked on receipt of serialized messages.
+template <class T>
+std::uint32_t type_fingerprint() noexcept {
+  static const std::uint32_t fp = [] {
+    std::uint32_t h = 2166136261u;
+    for (const char* p = typeid(T).name(); *p != '\0'; ++p) {
+      h = (h ^ static_cast<unsigned char>(*p)) * 16777619u;
+    }
+    return h;
+  }();
+  return fp;
+}
+
+/// A streambuf appending to a byte vector.
+class ByteSink final : public std::streambuf {
+ public:
+  void reset(std::vector<std::byte>* out) noexcept {
+    out_ = out;
+    out_->clear();
+  }
+
+ protected:
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    auto* b = reinterpret_cast<const std::byte*>(s);
+    out_->insert(out_->end(), b, b + n);
+    return n;
+  }
+  int_type overflow(int_type c) override {
+    if (!traits_type::eq_int_type(c, traits_type::eof())) {
+      out_->push_back(static_cast<std::byte>(traits_type::to_char_type(c)));
+    }
+    return traits_type::not_eof(c);
+  }
+
+ private:
+  std::vector<std::byte>* out_ = nullptr;
+};
+
+/// A streambuf reading a byte span.
+class ByteSource final : public std::streambuf {
+ public:
+  explicit ByteSource(std::span<const std::byte> in) noexcept {
+    char* p = const_cast<char*>(reinterpret_cast<const char*>(in.data()));
+    setg(p, p, p + in.size());
+  }
+  [[nodiscard]] std::size_t remaining() const noexcept {
+    return static_cast<std::size_t>(egptr() - gptr());
+  }
+};
+
+inline constexpr unsigned kBoostArchiveFlags =
+    boost::archive::no_header | boost::archive::no_codecvt | boost::archive::no_tracking;
+
+/// Encodes a serialized (non-raw) value into `out` (cleared first).
+template <class T>
+void encode(const T& value, std::vector<std::byte>& out) {
+  thread_local ByteSink sink;
+  sink.reset(&out);
+  if constexpr (format_of<T> == MessageFormat::cereal) {
+    thread_local std::ostream os(nullptr);
+    os.rdbuf(&sink);
+    os.clear();
+    cereal::BinaryOutputArchive ar(os);
+    ar(value);
+  } else {
+    boost::archive::binary_oarchive ar(sink, kBoostArchiveFlags);
+    ar << value;
+  }
+}
+
+/// Decodes a serialized value; throws on a malformed payload or leftover bytes.
+template <class T>
+void decode(std::span<const std::byte> bytes, T& value) {
+  ByteSource source(bytes);
+  if constexpr (format_of<T> == MessageFormat::cereal) {
+    thread_local std::istream is(nullptr);
+    is.rdbuf(&source);
+    is.clear();
+    cereal::BinaryInputArchive ar(is);
+    ar(value);
+    is.rdbuf(nullptr);
+  } else {
+    boost::archive::binary_iarchive ar(source, kBoostArchiveFlags);
+    ar >> value;
+  }
+  if (source.remaining() != 0) {
+    throw std::length_error(std::to_string(source.remaining()) +
+                            " bytes were left over after decoding");
+  }
+}
+
+}  // namespace detail
+}  // namespace cohort

@@ -1,0 +1,678 @@
+#include "runtime/p2p/engine.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "cohort/errors.hpp"
+#include "runtime/runtime.hpp"
+
+namespace cohort::p2p {
+namespace {
+
+using detail::CommunicatorImpl;
+using detail::RecvTarget;
+using detail::SendBuffer;
+
+int comm_rank(const CommunicatorImpl& comm, int world) noexcept {
+  if (comm.context() == 0) return world;
+  const auto& w = comm.world_ranks();
+  auto it = std::find(w.begin(), w.end(), world);
+  return it == w.end() ? -1 : static_cast<int>(it - w.begin());
+}
+
+const char* format_name(std::uint8_t kind) noexcept {
+  switch (static_cast<MessageFormat>(kind)) {
+    case MessageFormat::raw: return "raw bytes";
+    case MessageFormat::cereal: return "a cereal-serialized type";
+    case MessageFormat::boost: return "a Boost-serialized type";
+  }
+  return "an unknown format";
+}
+
+std::string tag_text(int tag) { return tag < 0 ? std::string("any tag") : fmt::format("tag {}", tag); }
+
+}  // namespace
+
+Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int self, int size)
+    : segment_(segment),
+      waiter_(waiter),
+      boxes_(segment.mailbox_area(), size),
+      self_(self),
+      size_(size),
+      eager_max_(boxes_.layout().eager_max_bytes),
+      chunk_(std::clamp<std::size_t>(boxes_.layout().stream_bytes / 4, 2048, 64 * 1024)),
+      in_(static_cast<std::size_t>(size)),
+      out_(static_cast<std::size_t>(size)),
+      posted_from_(static_cast<std::size_t>(size)),
+      probing_from_(static_cast<std::size_t>(size)) {
+  for (int r = 0; r < size; ++r) {
+    if (r == self) continue;
+    auto ri = static_cast<std::size_t>(r);
+    transport::PairView incoming = boxes_.pair(r, self);
+    transport::PairView outgoing = boxes_.pair(self, r);
+    in_[ri].ring = transport::RingConsumer(incoming);
+    in_[ri].stream = transport::StreamConsumer(incoming, chunk_);
+    out_[ri].ring = transport::RingProducer(outgoing);
+    out_[ri].stream = transport::StreamProducer(outgoing, chunk_);
+    sources_.push_back(r);
+  }
+  if (const char* d = std::getenv("COHORT_DEBUG"); d != nullptr && d[0] == '1' && self == 0) {
+    const auto& l = boxes_.layout();
+    std::fprintf(stderr,
+                 "cohort: p2p: %d ranks; per pair: ring %zu B (messages <= %zu B inline), stream "
+                 "%zu B in %zu B chunks (pipelined copy through shared memory; CMA not used); "
+                 "mailbox area %zu B\n",
+                 size, l.ring_bytes, l.eager_max_bytes, l.stream_bytes, chunk_, l.total_bytes);
+  }
+}
+
+// ---- matching -------------------------------------------------------------------------------
+
+bool Engine::matches(const Operation& op, const Envelope& env) noexcept {
+  return op.comm->context() == env.context && (op.peer < 0 || op.peer == env.source) &&
+         (op.tag < 0 || op.tag == env.tag);
+}
+
+Operation* Engine::match_posted(const Envelope& env) noexcept {
+  for (Operation* op : posted_) {
+    if (matches(*op, env)) return op;
+  }
+  return nullptr;
+}
+
+void Engine::post(Operation& op) {
+  for (auto it = unexpected_.begin(); it != unexpected_.end(); ++it) {
+    if (matches(op, it->env)) {
+      take_unexpected(op, it);
+      return;
+    }
+  }
+  posted_.push_back(&op);
+  op.posted = true;
+  if (op.peer < 0) ++posted_any_;
+  else ++posted_from_[static_cast<std::size_t>(op.peer)];
+}
+
+void Engine::unpost(Operation& op) noexcept {
+  if (!op.posted) return;
+  posted_.erase(std::find(posted_.begin(), posted_.end(), &op));
+  op.posted = false;
+  if (op.peer < 0) --posted_any_;
+  else --posted_from_[static_cast<std::size_t>(op.peer)];
+}
+
+bool Engine::cancel(Operation& op) noexcept {
+  if (!op.posted) return false;
+  unpost(op);
+  op.done = true;
+  return true;
+}
+
+void Engine::take_unexpected(Operation& op, std::list<Unexpected>::iterator it) {
+  Unexpected& e = *it;
+  op.matched_source = e.env.source;
+  Transfer* transfer = nullptr;
+  if (!e.complete) {
+    for (Transfer& t : in_[static_cast<std::size_t>(e.env.source)].transfers) {
+      if (t.entry == &e) transfer = &t;
+    }
+  }
+  if (std::exception_ptr err = validate(op, e.env, e.kind, e.fingerprint, e.bytes)) {
+    if (transfer != nullptr) {
+      transfer->dest = nullptr;
+      transfer->entry = nullptr;
+    }
+    unexpected_.erase(it);
+    fail(op, err);
+    return;
+  }
+  std::byte* dst = destination(op, e.bytes);
+  if (e.complete) {
+    if (e.bytes != 0) std::memcpy(dst, e.data.get(), e.bytes);
+    Envelope env = e.env;
+    std::size_t bytes = e.bytes;
+    unexpected_.erase(it);
+    complete_recv(op, env, bytes);
+    return;
+  }
+  std::size_t arrived = transfer->total - transfer->remaining;
+  if (arrived != 0) std::memcpy(dst, e.data.get(), arrived);
+  transfer->dest = dst;
+  transfer->entry = nullptr;
+  transfer->op = &op;
+  unexpected_.erase(it);
+}
+
+std::exception_ptr Engine::validate(const Operation& op, const Envelope& env, std::uint8_t kind,
+                                    std::uint32_t fingerprint, std::size_t bytes) const {
+  const RecvTarget& t = op.target;
+  auto where = [&] {
+    return fmt::format("rank {}: recv from rank {} ({})", op.comm->rank(),
+                       comm_rank(*op.comm, env.source), tag_text(env.tag));
+  };
+  if (kind != static_cast<std::uint8_t>(t.format)) {
+    return std::make_exception_ptr(TypeMismatch(fmt::format(
+        "{}: the message was sent as {} and is received as {} (the message was discarded); "
+        "send and receive the same type",
+        where(), format_name(kind), format_name(static_cast<std::uint8_t>(t.format)))));
+  }
+  if (t.format != MessageFormat::raw) {
+    if (fingerprint != t.fingerprint) {
+      return std::make_exception_ptr(TypeMismatch(fmt::format(
+          "{}: the {}-byte message was serialized from another type than the one it is received "
+          "as (the message was discarded); send and receive the same type",
+          where(), bytes)));
+    }
+    return nullptr;
+  }
+  if (t.elem_size > 1 && bytes % t.elem_size != 0) {
+    return std::make_exception_ptr(TypeMismatch(fmt::format(
+        "{}: the message is {} bytes, not a whole number of {}-byte elements (the message was "
+        "discarded); send and receive the same element type",
+        where(), bytes, t.elem_size)));
+  }
+  if (t.prepare == nullptr) {
+    if (bytes > t.capacity) {
+      return std::make_exception_ptr(TruncationError(
+          bytes, t.capacity,
+          fmt::format("{}: message is {} bytes, buffer holds {} (the message was discarded); "
+                      "receive into a larger buffer or a std::vector",
+                      where(), bytes, t.capacity)));
+    }
+    if (t.exact && bytes != t.capacity) {
+      return std::make_exception_ptr(TypeMismatch(fmt::format(
+          "{}: the message is {} bytes, the object received into is {} bytes (the message was "
+          "discarded); receive into a std::span or std::vector for variable sizes",
+          where(), bytes, t.capacity)));
+    }
+  }
+  return nullptr;
+}
+
+std::byte* Engine::destination(Operation& op, std::size_t bytes) {
+  if (op.target.format != MessageFormat::raw) {
+    op.storage->resize(bytes);
+    return op.storage->data();
+  }
+  if (op.target.prepare != nullptr) return op.target.prepare(op.target.ctx, bytes);
+  return op.target.buffer;
+}
+
+void Engine::complete_recv(Operation& op, const Envelope& env, std::size_t bytes) {
+  op.status = Status{comm_rank(*op.comm, env.source), Tag{env.tag}, bytes};
+  if (op.target.format != MessageFormat::raw && op.target.finish != nullptr) {
+    try {
+      op.target.finish(op.target.ctx, std::span<const std::byte>(op.storage->data(), bytes));
+    } catch (const std::exception& e) {
+      op.error = std::make_exception_ptr(DeserializeError(fmt::format(
+          "rank {}: recv from rank {} ({}): the {}-byte {} payload could not be decoded: {}; "
+          "check that sender and receiver serialize the same fields in the same order",
+          op.comm->rank(), op.status.source, tag_text(env.tag), bytes,
+          format_name(static_cast<std::uint8_t>(op.target.format)), e.what())));
+    }
+  }
+  op.done = true;
+  auto& slot = segment_.slot(self_);
+  slot.progress.store(slot.progress.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void Engine::complete_send(Operation& op) noexcept {
+  op.queued = false;
+  op.done = true;
+  op.status = Status{comm_rank(*op.comm, op.peer), Tag{op.tag}, op.buffer.bytes};
+  op.keep_alive.reset();
+  auto& slot = segment_.slot(self_);
+  slot.progress.store(slot.progress.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void Engine::fail(Operation& op, std::exception_ptr error) noexcept {
+  unpost(op);
+  if (op.queued) {
+    auto& q = out_[static_cast<std::size_t>(op.peer)].queue;
+    q.erase(std::find(q.begin(), q.end(), &op));
+    if (q.empty()) --active_sends_;
+    op.queued = false;
+  }
+  if (op.kind == Operation::Kind::recv && op.matched_source >= 0) {
+    for (Transfer& t : in_[static_cast<std::size_t>(op.matched_source)].transfers) {
+      if (t.op == &op) {
+        t.op = nullptr;
+        t.dest = nullptr;
+      }
+    }
+  }
+  op.error = std::move(error);
+  op.done = true;
+}
+
+// ---- sending --------------------------------------------------------------------------------
+
+void Engine::send_local(CommunicatorImpl& comm, int tag, const SendBuffer& b) {
+  Envelope env{comm.context(), self_, tag};
+  auto kind = static_cast<std::uint8_t>(b.format);
+  if (Operation* op = match_posted(env)) {
+    unpost(*op);
+    op->matched_source = self_;
+    if (std::exception_ptr err = validate(*op, env, kind, b.fingerprint, b.bytes)) {
+      fail(*op, err);
+      return;
+    }
+    std::byte* dst = destination(*op, b.bytes);
+    if (b.bytes != 0) std::memcpy(dst, b.data, b.bytes);
+    complete_recv(*op, env, b.bytes);
+    return;
+  }
+  std::unique_ptr<std::byte[]> copy(new std::byte[b.bytes]);
+  if (b.bytes != 0) std::memcpy(copy.get(), b.data, b.bytes);
+  unexpected_.push_back(Unexpected{env, kind, b.fingerprint, b.bytes, std::move(copy), true});
+}
+
+bool Engine::push_sends(int dest) {
+  Outgoing& o = out_[static_cast<std::size_t>(dest)];
+  bool wrote = false;
+  while (!o.queue.empty()) {
+    Operation& op = *o.queue.front();
+    const SendBuffer& b = op.buffer;
+    if (!op.header_sent) {
+      transport::FrameMeta meta{op.tag, op.comm->context(), b.fingerprint,
+                                static_cast<std::uint8_t>(b.format), 0};
+      if (b.bytes <= eager_max_) {
+        if (!o.ring.try_write(meta, {b.data, b.bytes})) break;
+        wrote = true;
+        o.queue.pop_front();
+        complete_send(op);
+        continue;
+      }
+      meta.flags = kLarge;
+      std::uint64_t total = b.bytes;
+      if (!o.ring.try_write(meta, std::as_bytes(std::span(&total, 1)))) break;
+      op.header_sent = true;
+      wrote = true;
+    }
+    std::size_t n = o.stream.write(b.data + op.streamed, b.bytes - op.streamed);
+    if (n != 0) {
+      op.streamed += n;
+      wrote = true;
+    }
+    if (op.streamed < b.bytes) break;
+    o.queue.pop_front();
+    complete_send(op);
+  }
+  if (o.queue.empty()) --active_sends_;
+  if (wrote) segment_.wake(dest);
+  return wrote;
+}
+
+void Engine::send(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b) {
+  if (dest == self_) {
+    send_local(comm, tag, b);
+    return;
+  }
+  Outgoing& o = out_[static_cast<std::size_t>(dest)];
+  if (o.queue.empty() && b.bytes <= eager_max_) {
+    transport::FrameMeta meta{tag, comm.context(), b.fingerprint, static_cast<std::uint8_t>(b.format), 0};
+    if (o.ring.try_write(meta, {b.data, b.bytes})) {
+      segment_.wake(dest);
+      return;
+    }
+  }
+  Operation op;
+  op.kind = Operation::Kind::send;
+  op.engine = this;
+  op.comm = &comm;
+  op.peer = dest;
+  op.tag = tag;
+  op.buffer = b;
+  struct Abandon {
+    Engine& e;
+    Operation& op;
+    ~Abandon() {
+      if (!op.done) e.fail(op, nullptr);
+    }
+  } guard{*this, op};
+  if (o.queue.empty()) ++active_sends_;
+  o.queue.push_back(&op);
+  op.queued = true;
+  push_sends(dest);
+  if (!op.done) {
+    Operation* ops[] = {&op};
+    block(ops, [&] { return op.done; });
+  }
+  if (op.error) std::rethrow_exception(op.error);
+}
+
+Request Engine::isend(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b,
+                      std::shared_ptr<const void> keep_alive) {
+  Status done_status{comm_rank(comm, dest), Tag{tag}, b.bytes};
+  if (dest == self_) {
+    send_local(comm, tag, b);
+    return Request::completed(done_status);
+  }
+  Outgoing& o = out_[static_cast<std::size_t>(dest)];
+  if (o.queue.empty() && b.bytes <= eager_max_) {
+    transport::FrameMeta meta{tag, comm.context(), b.fingerprint, static_cast<std::uint8_t>(b.format), 0};
+    if (o.ring.try_write(meta, {b.data, b.bytes})) {
+      segment_.wake(dest);
+      return Request::completed(done_status);
+    }
+  }
+  auto op = std::make_shared<Operation>();
+  op->kind = Operation::Kind::send;
+  op->engine = this;
+  op->comm = &comm;
+  op->peer = dest;
+  op->tag = tag;
+  op->buffer = b;
+  op->keep_alive = std::move(keep_alive);
+  if (o.queue.empty()) ++active_sends_;
+  o.queue.push_back(op.get());
+  op->queued = true;
+  push_sends(dest);
+  return Request(std::move(op));
+}
+
+// ---- receiving ------------------------------------------------------------------------------
+
+bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_all) {
+  Incoming& in = in_[static_cast<std::size_t>(source)];
+  Envelope env{h.context, source, h.tag};
+  const bool large = (h.flags & kLarge) != 0;
+  std::size_t total = h.bytes;
+  if (large) {
+    std::uint64_t t = 0;
+    in.ring.read(reinterpret_cast<std::byte*>(&t), sizeof t);
+    total = static_cast<std::size_t>(t);
+  }
+  if (Operation* op = match_posted(env)) {
+    unpost(*op);
+    op->matched_source = source;
+    if (std::exception_ptr err = validate(*op, env, h.kind, h.fingerprint, total)) {
+      fail(*op, err);
+      if (large) in.transfers.push_back(Transfer{env, nullptr, total, total, nullptr, nullptr});
+      return true;
+    }
+    std::byte* dst = destination(*op, total);
+    if (!large) {
+      if (total != 0) in.ring.read(dst, total);
+      complete_recv(*op, env, total);
+    } else {
+      in.transfers.push_back(Transfer{env, dst, total, total, op, nullptr});
+    }
+    return true;
+  }
+  if (large && !drain_all && !should_drain(source)) return false;
+  std::unique_ptr<std::byte[]> data(new std::byte[total]);
+  if (!large && total != 0) in.ring.read(data.get(), total);
+  Unexpected& e = unexpected_.emplace_back(
+      Unexpected{env, h.kind, h.fingerprint, total, std::move(data), !large});
+  if (large) in.transfers.push_back(Transfer{env, e.data.get(), total, total, nullptr, &e});
+  return true;
+}
+
+bool Engine::pump_stream(int source) {
+  Incoming& in = in_[static_cast<std::size_t>(source)];
+  bool did = false;
+  while (!in.transfers.empty()) {
+    Transfer& t = in.transfers.front();
+    std::byte* dst = t.dest != nullptr ? t.dest + (t.total - t.remaining) : nullptr;
+    std::size_t got = in.stream.read(dst, t.remaining);
+    if (got == 0) break;
+    did = true;
+    t.remaining -= got;
+    if (in.stream.producer_needs_wake()) segment_.wake(source);
+    if (t.remaining != 0) break;
+    Transfer done = t;
+    in.transfers.pop_front();
+    if (done.op != nullptr) complete_recv(*done.op, done.env, done.total);
+    else if (done.entry != nullptr) done.entry->complete = true;
+  }
+  return did;
+}
+
+bool Engine::poll_source(int source, bool drain_all) {
+  Incoming& in = in_[static_cast<std::size_t>(source)];
+  bool did = false;
+  while (const transport::FrameHeader* h = in.ring.peek()) {
+    if (!on_frame(source, *h, drain_all)) break;
+    in.ring.consume(h);
+    did = true;
+  }
+  if (did) {
+    in.ring.publish();
+    if (in.ring.producer_needs_wake()) segment_.wake(source);
+  }
+  if (!in.transfers.empty() && pump_stream(source)) did = true;
+  return did;
+}
+
+bool Engine::progress(bool drain_all) {
+  bool did = false;
+  if (active_sends_ > 0) {
+    for (int d = 0; d < size_; ++d) {
+      if (!out_[static_cast<std::size_t>(d)].queue.empty() && push_sends(d)) did = true;
+    }
+  }
+  const std::size_t n = sources_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t k = rr_ + i;
+    if (k >= n) k -= n;
+    if (poll_source(sources_[k], drain_all)) did = true;
+  }
+  if (n != 0 && ++rr_ == n) rr_ = 0;
+  return did;
+}
+
+Status Engine::recv(CommunicatorImpl& comm, int source, int tag, const RecvTarget& t) {
+  Operation op;
+  op.kind = Operation::Kind::recv;
+  op.engine = this;
+  op.comm = &comm;
+  op.peer = source;
+  op.tag = tag;
+  op.target = t;
+  op.storage = &scratch_;
+  post(op);
+  if (!op.done) {
+    struct Abandon {
+      Engine& e;
+      Operation& op;
+      ~Abandon() {
+        if (!op.done) e.fail(op, nullptr);
+      }
+    } guard{*this, op};
+    progress(false);
+    if (!op.done) {
+      Operation* ops[] = {&op};
+      block(ops, [&] { return op.done; });
+    }
+  }
+  if (op.error) std::rethrow_exception(op.error);
+  return op.status;
+}
+
+Request Engine::irecv(CommunicatorImpl& comm, int source, int tag, const RecvTarget& t) {
+  auto op = std::make_shared<Operation>();
+  op->kind = Operation::Kind::recv;
+  op->engine = this;
+  op->comm = &comm;
+  op->peer = source;
+  op->tag = tag;
+  op->target = t;
+  op->storage = &op->own_storage;
+  post(*op);
+  if (!op->done) progress(false);
+  return Request(std::move(op));
+}
+
+std::optional<Status> Engine::iprobe(CommunicatorImpl& comm, int source, int tag) {
+  if (source < 0) ++probing_any_;
+  else ++probing_from_[static_cast<std::size_t>(source)];
+  struct Unprobe {
+    Engine& e;
+    int source;
+    ~Unprobe() {
+      if (source < 0) --e.probing_any_;
+      else --e.probing_from_[static_cast<std::size_t>(source)];
+    }
+  } unprobe{*this, source};
+  progress(false);
+  for (const Unexpected& e : unexpected_) {
+    if (e.env.context == comm.context() && (source < 0 || source == e.env.source) &&
+        (tag < 0 || tag == e.env.tag)) {
+      return Status{comm_rank(comm, e.env.source), Tag{e.env.tag}, e.bytes};
+    }
+  }
+  return std::nullopt;
+}
+
+Status Engine::probe(CommunicatorImpl& comm, int source, int tag) {
+  if (auto st = iprobe(comm, source, tag)) return *st;
+  std::optional<Status> found;
+  auto ready = [&] {
+    found = iprobe(comm, source, tag);
+    return found.has_value();
+  };
+  auto lost = [&]() -> int {
+    if (source >= 0) return source != self_ && !alive(source) ? source : -1;
+    int other = -1;
+    for (int w : comm.world_ranks()) {
+      if (w == self_) continue;
+      if (alive(w)) return -1;
+      other = w;
+    }
+    return other;
+  };
+  auto on_lost = [&](int peer) {
+    throw PeerLost(peer, fmt::format(
+        "rank {}: probe from {} ({}): rank {} has ended without sending a matching message; "
+        "check that every probe has a matching send",
+        comm.rank(), source < 0 ? std::string("any rank") : fmt::format("rank {}", comm_rank(comm, source)),
+        tag_text(tag), comm_rank(comm, peer)));
+  };
+  waiter_.wait(ready, transport::WaitFor{transport::WaitOp::probe, source, tag, comm.context()},
+               lost, on_lost);
+  return *found;
+}
+
+// ---- waiting --------------------------------------------------------------------------------
+
+int Engine::lost_peer(const Operation& op) {
+  if (op.kind == Operation::Kind::send) {
+    if (!alive(op.peer)) {
+      progress(true);
+      if (!op.done) return op.peer;
+    }
+    return -1;
+  }
+  int src = op.matched_source >= 0 ? op.matched_source : op.peer;
+  if (src == self_) return -1;
+  if (src >= 0) {
+    if (!alive(src)) {
+      progress(true);
+      if (!op.done) return src;
+    }
+    return -1;
+  }
+  int other = -1;
+  for (int w : op.comm->world_ranks()) {
+    if (w == self_) continue;
+    if (alive(w)) return -1;
+    other = w;
+  }
+  if (other < 0) return -1;
+  progress(true);
+  return op.done ? -1 : other;
+}
+
+template <class Done>
+void Engine::block(std::span<Operation* const> ops, Done&& done) {
+  std::uint64_t polls = 0;
+  const std::uint64_t patience = waiter_.policy().spins;
+  Operation* lost_op = nullptr;
+  auto ready = [&] {
+    progress(++polls > patience);
+    return done();
+  };
+  auto lost = [&]() -> int {
+    for (Operation* op : ops) {
+      if (op == nullptr || op->done) continue;
+      int p = lost_peer(*op);
+      if (p >= 0) {
+        lost_op = op;
+        return p;
+      }
+    }
+    return -1;
+  };
+  auto on_lost = [&](int peer) {
+    Operation& op = *lost_op;
+    const bool sending = op.kind == Operation::Kind::send;
+    const bool any = !sending && op.peer < 0 && op.matched_source < 0;
+    std::string what = fmt::format(
+        "rank {}: {} {} ({}): {}; check that every {} has a matching {}", op.comm->rank(),
+        sending ? "send to" : "recv from",
+        any ? std::string("any rank") : fmt::format("rank {}", comm_rank(*op.comm, peer)),
+        tag_text(op.tag),
+        any ? std::string("every other rank has ended without sending a matching message")
+            : fmt::format("rank {} has ended {}", comm_rank(*op.comm, peer),
+                          sending ? "before receiving it" : "without sending a matching message"),
+        sending ? "send" : "recv", sending ? "recv" : "send");
+    auto err = std::make_exception_ptr(PeerLost(comm_rank(*op.comm, peer), what));
+    fail(op, err);
+    std::rethrow_exception(err);
+  };
+  const Operation* first = nullptr;
+  for (Operation* op : ops) {
+    if (op != nullptr && !op->done) {
+      first = op;
+      break;
+    }
+  }
+  transport::WaitFor what{};
+  if (first != nullptr) {
+    what.op = first->kind == Operation::Kind::send ? transport::WaitOp::send : transport::WaitOp::recv;
+    what.peer = first->peer;
+    what.tag = first->tag;
+    what.comm = first->comm->context();
+  }
+  waiter_.wait(ready, what, lost, on_lost);
+}
+
+void Engine::wait(Operation& op) {
+  if (!op.done) {
+    progress(false);
+    if (!op.done) {
+      Operation* ops[] = {&op};
+      block(ops, [&] { return op.done; });
+    }
+  }
+  if (op.error) std::rethrow_exception(op.error);
+}
+
+void Engine::wait_all(std::span<Operation* const> ops) {
+  auto all = [&] {
+    return std::all_of(ops.begin(), ops.end(), [](const Operation* o) { return o == nullptr || o->done; });
+  };
+  if (all()) return;
+  progress(false);
+  if (!all()) block(ops, all);
+}
+
+std::size_t Engine::wait_any(std::span<Operation* const> ops) {
+  auto any = [&] {
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      if (ops[i] != nullptr && ops[i]->done) return i;
+    }
+    return ops.size();
+  };
+  if (std::size_t i = any(); i < ops.size()) return i;
+  progress(false);
+  if (any() == ops.size()) block(ops, [&] { return any() < ops.size(); });
+  return any();
+}
+
+}  // namespace cohort::p2p

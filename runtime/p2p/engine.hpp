@@ -1,0 +1,154 @@
+// Point-to-point layer: the progress engine of one rank.
+//
+// Sending: messages of at most eager_max_bytes travel whole in the pair's slot ring; larger ones
+// put a header frame (flag kLarge, 8-byte total size) in the ring and stream their payload
+// through the pair's byte stream in chunks, so sender and receiver copy at the same time.
+// Sends to one destination leave in order (a FIFO per destination); a send to self is matched
+// or buffered locally.
+//
+// Receiving: every progress call drains each incoming ring (round-robin start, so any-source
+// receives serve all senders fairly). A frame is matched against the posted receives in post
+// order; unmatched small messages move to the unexpected queue (private memory). An unmatched
+// large message stays in its ring (so a receive posted later streams it straight into the user's
+// buffer) unless some posted receive or probe could want a later message from that sender, or
+// this rank has been blocked for a while: then it is drained into the unexpected queue too, so
+// blocked ranks never wait on each other's rings.
+//
+// Single-threaded: only the owning rank's thread calls an Engine.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "runtime/p2p/operation.hpp"
+#include "runtime/transport/mailboxes.hpp"
+#include "runtime/transport/segment.hpp"
+#include "runtime/transport/waiter.hpp"
+
+namespace cohort::p2p {
+
+using detail::Operation;
+
+/// Frame flags.
+inline constexpr std::uint8_t kLarge = 1;
+
+class Engine {
+ public:
+  Engine(const transport::Segment& segment, transport::Waiter& waiter, int self, int size);
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  [[nodiscard]] const transport::MailboxLayout& layout() const noexcept { return boxes_.layout(); }
+  [[nodiscard]] std::size_t chunk_bytes() const noexcept { return chunk_; }
+
+  // The public operations; ranks are world ranks, validated by the caller.
+  void send(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b);
+  Request isend(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b,
+                std::shared_ptr<const void> keep_alive);
+  Status recv(detail::CommunicatorImpl& comm, int source, int tag, const detail::RecvTarget& t);
+  Request irecv(detail::CommunicatorImpl& comm, int source, int tag, const detail::RecvTarget& t);
+  std::optional<Status> iprobe(detail::CommunicatorImpl& comm, int source, int tag);
+  Status probe(detail::CommunicatorImpl& comm, int source, int tag);
+
+  /// Blocks until `op` is done (throws its error). Advances everything meanwhile.
+  void wait(Operation& op);
+  /// Blocks until all / any of `ops` (non-null) are done.
+  void wait_all(std::span<Operation* const> ops);
+  std::size_t wait_any(std::span<Operation* const> ops);
+  /// Advances everything once.
+  void poll() { progress(false); }
+  /// Removes an unmatched receive; returns false if it already matched.
+  bool cancel(Operation& op) noexcept;
+
+ private:
+  struct Envelope {
+    std::uint32_t context;
+    int source;  // world rank
+    int tag;
+  };
+  struct Unexpected {
+    Envelope env;
+    std::uint8_t kind;
+    std::uint32_t fingerprint;
+    std::size_t bytes;
+    std::unique_ptr<std::byte[]> data;
+    bool complete;
+  };
+  struct Transfer {  // a large message arriving through a stream
+    Envelope env;
+    std::byte* dest;  // null: discard
+    std::size_t total;
+    std::size_t remaining;
+    Operation* op;        // deliver to this receive, or
+    Unexpected* entry;    // to this unexpected entry, or neither (discard)
+  };
+  struct Incoming {
+    transport::RingConsumer ring;
+    transport::StreamConsumer stream;
+    std::deque<Transfer> transfers;
+  };
+  struct Outgoing {
+    transport::RingProducer ring;
+    transport::StreamProducer stream;
+    std::deque<Operation*> queue;
+  };
+
+  bool progress(bool drain_all);
+  bool push_sends(int dest);
+  bool poll_source(int source, bool drain_all);
+  bool pump_stream(int source);
+  // Returns false when the frame must stay in the ring (unmatched large message).
+  bool on_frame(int source, const transport::FrameHeader& h, bool drain_all);
+  void send_local(detail::CommunicatorImpl& comm, int tag, const detail::SendBuffer& b);
+
+  void post(Operation& op);
+  void unpost(Operation& op) noexcept;
+  Operation* match_posted(const Envelope& env) noexcept;
+  static bool matches(const Operation& op, const Envelope& env) noexcept;
+  void take_unexpected(Operation& op, std::list<Unexpected>::iterator it);
+
+  // Checks a matched message against the receive; nullptr when acceptable.
+  std::exception_ptr validate(const Operation& op, const Envelope& env, std::uint8_t kind,
+                              std::uint32_t fingerprint, std::size_t bytes) const;
+  std::byte* destination(Operation& op, std::size_t bytes);
+  void complete_recv(Operation& op, const Envelope& env, std::size_t bytes);
+  void complete_send(Operation& op) noexcept;
+  void fail(Operation& op, std::exception_ptr error) noexcept;
+
+  template <class Done>
+  void block(std::span<Operation* const> ops, Done&& done);
+  int lost_peer(const Operation& op);
+
+  [[nodiscard]] bool should_drain(int source) const noexcept {
+    return posted_any_ + probing_any_ > 0 || posted_from_[static_cast<std::size_t>(source)] > 0 ||
+           probing_from_[static_cast<std::size_t>(source)] > 0;
+  }
+  [[nodiscard]] bool alive(int rank) const noexcept { return segment_.alive(rank); }
+
+  transport::Segment segment_;
+  transport::Waiter& waiter_;
+  transport::Mailboxes boxes_;
+  int self_;
+  int size_;
+  std::size_t eager_max_;
+  std::size_t chunk_;
+  std::vector<Incoming> in_;
+  std::vector<Outgoing> out_;
+  std::vector<int> sources_;    // other ranks, polled round-robin
+  std::size_t rr_ = 0;
+  std::vector<Operation*> posted_;  // in post order
+  std::vector<int> posted_from_;
+  int posted_any_ = 0;
+  std::vector<int> probing_from_;
+  int probing_any_ = 0;
+  std::list<Unexpected> unexpected_;  // in arrival order
+  std::vector<std::byte> scratch_;    // blocking receives of serialized payloads
+  int active_sends_ = 0;              // destinations with a non-empty queue
+};
+
+}  // namespace cohort::p2p

@@ -1,0 +1,46 @@
+// Point-to-point layer: one pending send or receive (the state behind a cohort::Request).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <vector>
+
+#include "cohort/p2p.hpp"
+#include "cohort/status.hpp"
+
+namespace cohort::p2p {
+class Engine;
+}
+
+namespace cohort::detail {
+
+struct Operation {
+  enum class Kind : std::uint8_t { send, recv };
+
+  Kind kind = Kind::recv;
+  bool done = false;
+  bool posted = false;           // recv: in the engine's posted list
+  bool queued = false;           // send: in the engine's send queue
+  p2p::Engine* engine = nullptr;
+  CommunicatorImpl* comm = nullptr;
+  int peer = -1;                 // world rank: destination, or source (-1: any)
+  int tag = -1;                  // -1: any (receives)
+  int matched_source = -1;       // recv: world rank of the matched sender, once known
+  Status status;
+  std::exception_ptr error;
+
+  // Receive.
+  RecvTarget target;
+  std::vector<std::byte>* storage = nullptr;  // serialized payloads land here
+  std::vector<std::byte> own_storage;
+
+  // Send.
+  SendBuffer buffer;
+  std::shared_ptr<const void> keep_alive;
+  bool header_sent = false;
+  std::size_t streamed = 0;
+};
+
+}  // namespace cohort::detail

@@ -1,0 +1,306 @@
+// Transport layer: single-producer single-consumer channels over shared memory they do not own.
+//
+// Slot ring (small messages). 64-byte slots; a frame is a header slot followed by as many slots
+// as its payload needs (the payload starts inline, right after the 24-byte header):
+//
+//   slot p     | seq(4) bytes(4) tag(4) context(4) fingerprint(4) kind(1) flags(1) -(2) | payload..
+//   slot p+1.. | payload ...
+//
+// The producer writes the payload and the header fields, then stores `seq = frame_seq(p)` with
+// release: one cache line moves for a message of up to 40 bytes, and the consumer never reads a
+// producer cursor. The consumer zeroes the first word of every slot it consumed before it
+// publishes its head, so stale payload can never look like a header. The producer caches the
+// consumer's head and reads it only when the ring looks full.
+//
+// Byte stream (large messages). A plain ring of bytes with a tail (producer) and a head
+// (consumer) cursor on separate cache lines, copied in chunks so that both sides copy at once.
+//
+// Waking: the producer that finds no space raises a waiting flag (then re-checks after a fence);
+// the consumer checks it after freeing space (see RingConsumer::producer_needs_wake) and wakes
+// the producer. The caller owns the wake itself (Segment::wake).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+#include "runtime/transport/segment.hpp"
+
+namespace cohort::transport {
+
+inline constexpr std::size_t kSlotBytes = 64;
+inline constexpr std::size_t kFrameHeaderBytes = 24;
+
+/// Written by the producer of a pair.
+struct alignas(kCacheLine) ProducerLine {
+  std::atomic<std::uint32_t> ring_waiting;    // 1: producer waits for ring space
+  std::atomic<std::uint32_t> stream_waiting;  // 1: producer waits for stream space
+  std::atomic<std::uint64_t> stream_tail;     // bytes written into the stream
+};
+/// Written by the consumer of a pair.
+struct alignas(kCacheLine) ConsumerLine {
+  std::atomic<std::uint64_t> ring_head;    // slots consumed
+  std::atomic<std::uint64_t> stream_head;  // bytes consumed
+};
+
+/// Addresses of one pair's block in this process.
+struct PairView {
+  ProducerLine* producer = nullptr;
+  ConsumerLine* consumer = nullptr;
+  std::byte* slots = nullptr;
+  std::size_t slot_count = 0;  // power of two
+  std::byte* stream = nullptr;
+  std::size_t stream_bytes = 0;  // power of two
+};
+
+/// The header of a frame (first 24 bytes of its first slot). `seq` is accessed atomically.
+struct FrameHeader {
+  std::uint32_t seq;
+  std::uint32_t bytes;  // inline payload bytes
+  std::int32_t tag;
+  std::uint32_t context;
+  std::uint32_t fingerprint;
+  std::uint8_t kind;
+  std::uint8_t flags;
+  std::uint16_t reserved;
+};
+static_assert(sizeof(FrameHeader) == kFrameHeaderBytes);
+
+/// The sequence word marking a frame that starts at absolute slot position `pos` (never 0).
+constexpr std::uint32_t frame_seq(std::uint64_t pos) noexcept {
+  return (static_cast<std::uint32_t>(pos) << 1) | 1u;
+}
+/// Slots taken by a frame with `bytes` of inline payload.
+constexpr std::size_t frame_slots(std::size_t bytes) noexcept {
+  return (kFrameHeaderBytes + bytes + kSlotBytes - 1) / kSlotBytes;
+}
+
+namespace ring_detail {
+// Copies `n` bytes into / out of a circular buffer of `size` bytes (power of two) at `offset`.
+inline void copy_in(std::byte* ring, std::size_t size, std::uint64_t offset, const std::byte* src,
+                    std::size_t n) noexcept {
+  std::size_t at = static_cast<std::size_t>(offset) & (size - 1);
+  std::size_t first = std::min(n, size - at);
+  if (first != 0) std::memcpy(ring + at, src, first);
+  if (n > first) std::memcpy(ring, src + first, n - first);
+}
+inline void copy_out(const std::byte* ring, std::size_t size, std::uint64_t offset, std::byte* dst,
+                     std::size_t n) noexcept {
+  std::size_t at = static_cast<std::size_t>(offset) & (size - 1);
+  std::size_t first = std::min(n, size - at);
+  if (first != 0) std::memcpy(dst, ring + at, first);
+  if (n > first) std::memcpy(dst + first, ring, n - first);
+}
+inline std::uint32_t load_seq(const std::byte* slot) noexcept {
+  return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(const_cast<std::byte*>(slot)))
+      .load(std::memory_order_acquire);
+}
+inline void store_seq(std::byte* slot, std::uint32_t v, std::memory_order order) noexcept {
+  std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(slot)).store(v, order);
+}
+}  // namespace ring_detail
+
+/// What a frame carries besides its payload.
+struct FrameMeta {
+  std::int32_t tag = 0;
+  std::uint32_t context = 0;
+  std::uint32_t fingerprint = 0;
+  std::uint8_t kind = 0;
+  std::uint8_t flags = 0;
+};
+
+/// Producer side of a slot ring. Only the sending rank calls it (single producer).
+class RingProducer {
+ public:
+  RingProducer() = default;
+  explicit RingProducer(const PairView& v) noexcept : v_(v) {}
+
+  /// Writes one frame; returns false (and raises the waiting flag) when it does not fit yet.
+  /// `payload.size()` must fit in a quarter of the ring.
+  [[nodiscard]] bool try_write(const FrameMeta& meta, std::span<const std::byte> payload) noexcept {
+    const std::size_t need = frame_slots(payload.size());
+    if (v_.slot_count - (tail_ - cached_head_) < need && !refresh(need)) return false;
+    const std::size_t ring_bytes = v_.slot_count * kSlotBytes;
+    std::byte* slot = v_.slots + (static_cast<std::size_t>(tail_) & (v_.slot_count - 1)) * kSlotBytes;
+    ring_detail::copy_in(v_.slots, ring_bytes, tail_ * kSlotBytes + kFrameHeaderBytes,
+                         payload.data(), payload.size());
+    auto* h = reinterpret_cast<FrameHeader*>(slot);
+    h->bytes = static_cast<std::uint32_t>(payload.size());
+    h->tag = meta.tag;
+    h->context = meta.context;
+    h->fingerprint = meta.fingerprint;
+    h->kind = meta.kind;
+    h->flags = meta.flags;
+    ring_detail::store_seq(slot, frame_seq(tail_), std::memory_order_release);
+    tail_ += need;
+    return true;
+  }
+
+ private:
+  bool refresh(std::size_t need) noexcept {
+    cached_head_ = v_.consumer->ring_head.load(std::memory_order_acquire);
+    if (v_.slot_count - (tail_ - cached_head_) >= need) {
+      if (flagged_) clear_flag();
+      return true;
+    }
+    if (!flagged_) {
+      v_.producer->ring_waiting.store(1, std::memory_order_relaxed);
+      flagged_ = true;
+    }
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with producer_needs_wake()
+    cached_head_ = v_.consumer->ring_head.load(std::memory_order_acquire);
+    if (v_.slot_count - (tail_ - cached_head_) < need) return false;
+    clear_flag();
+    return true;
+  }
+  void clear_flag() noexcept {
+    v_.producer->ring_waiting.store(0, std::memory_order_relaxed);
+    flagged_ = false;
+  }
+
+  PairView v_;
+  std::uint64_t tail_ = 0;
+  std::uint64_t cached_head_ = 0;
+  bool flagged_ = false;
+};
+
+/// Consumer side of a slot ring. Only the receiving rank calls it (single consumer).
+class RingConsumer {
+ public:
+  RingConsumer() = default;
+  explicit RingConsumer(const PairView& v) noexcept : v_(v) {}
+
+  /// The frame at the head, or nullptr when none is published yet.
+  [[nodiscard]] const FrameHeader* peek() const noexcept {
+    const std::byte* slot = slot_at(head_);
+    if (ring_detail::load_seq(slot) != frame_seq(head_)) return nullptr;
+    return reinterpret_cast<const FrameHeader*>(slot);
+  }
+  /// Copies `n` payload bytes of the head frame, from payload offset `offset`, to `dst`.
+  void read(std::byte* dst, std::size_t n, std::size_t offset = 0) const noexcept {
+    ring_detail::copy_out(v_.slots, v_.slot_count * kSlotBytes,
+                          head_ * kSlotBytes + kFrameHeaderBytes + offset, dst, n);
+  }
+  /// Releases the head frame (its slots become free once publish() runs).
+  void consume(const FrameHeader* h) noexcept {
+    std::size_t n = frame_slots(h->bytes);
+    for (std::size_t i = 0; i < n; ++i) {
+      ring_detail::store_seq(const_cast<std::byte*>(slot_at(head_ + i)), 0, std::memory_order_relaxed);
+    }
+    head_ += n;
+    since_check_ += n;
+  }
+  /// Makes consumed slots available to the producer.
+  void publish() noexcept { v_.consumer->ring_head.store(head_, std::memory_order_release); }
+  /// After publish(): true when the producer may be waiting for space and must be woken.
+  /// Fenced (exact) at least once per quarter ring consumed, which is enough because a frame
+  /// never exceeds a quarter of the ring; a cheap unfenced look in between wakes it earlier.
+  [[nodiscard]] bool producer_needs_wake() noexcept {
+    if (since_check_ < v_.slot_count / 4 &&
+        v_.producer->ring_waiting.load(std::memory_order_relaxed) == 0) {
+      return false;
+    }
+    since_check_ = 0;
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with RingProducer::refresh
+    return v_.producer->ring_waiting.load(std::memory_order_relaxed) != 0;
+  }
+
+ private:
+  [[nodiscard]] const std::byte* slot_at(std::uint64_t pos) const noexcept {
+    return v_.slots + (static_cast<std::size_t>(pos) & (v_.slot_count - 1)) * kSlotBytes;
+  }
+
+  PairView v_;
+  std::uint64_t head_ = 0;
+  std::uint64_t since_check_ = 0;
+};
+
+/// Producer side of a byte stream (single producer).
+class StreamProducer {
+ public:
+  StreamProducer() = default;
+  StreamProducer(const PairView& v, std::size_t chunk) noexcept : v_(v), chunk_(chunk) {}
+
+  /// Copies up to `n` bytes in chunks, publishing each; returns how many were written. Raises
+  /// the waiting flag when the stream is full before `n` bytes went in.
+  std::size_t write(const std::byte* src, std::size_t n) noexcept {
+    std::size_t done = 0;
+    while (done < n) {
+      std::size_t free = v_.stream_bytes - static_cast<std::size_t>(tail_ - cached_head_);
+      if (free < std::min(chunk_, n - done)) {
+        cached_head_ = v_.consumer->stream_head.load(std::memory_order_acquire);
+        free = v_.stream_bytes - static_cast<std::size_t>(tail_ - cached_head_);
+        if (free == 0) {
+          if (!flagged_) {
+            v_.producer->stream_waiting.store(1, std::memory_order_relaxed);
+            flagged_ = true;
+          }
+          std::atomic_thread_fence(std::memory_order_seq_cst);
+          cached_head_ = v_.consumer->stream_head.load(std::memory_order_acquire);
+          free = v_.stream_bytes - static_cast<std::size_t>(tail_ - cached_head_);
+          if (free == 0) break;
+        }
+      }
+      if (flagged_) {
+        v_.producer->stream_waiting.store(0, std::memory_order_relaxed);
+        flagged_ = false;
+      }
+      std::size_t k = std::min({free, n - done, chunk_});
+      ring_detail::copy_in(v_.stream, v_.stream_bytes, tail_, src + done, k);
+      tail_ += k;
+      done += k;
+      v_.producer->stream_tail.store(tail_, std::memory_order_release);
+    }
+    return done;
+  }
+
+ private:
+  PairView v_;
+  std::size_t chunk_ = 0;
+  std::uint64_t tail_ = 0;
+  std::uint64_t cached_head_ = 0;
+  bool flagged_ = false;
+};
+
+/// Consumer side of a byte stream (single consumer).
+class StreamConsumer {
+ public:
+  StreamConsumer() = default;
+  StreamConsumer(const PairView& v, std::size_t chunk) noexcept : v_(v), chunk_(chunk) {}
+
+  /// Copies up to `n` available bytes to `dst` (or skips them when `dst` is null), freeing each
+  /// chunk as it goes; returns how many were taken.
+  std::size_t read(std::byte* dst, std::size_t n) noexcept {
+    std::size_t done = 0;
+    while (done < n) {
+      std::size_t avail = static_cast<std::size_t>(cached_tail_ - head_);
+      if (avail == 0) {
+        cached_tail_ = v_.producer->stream_tail.load(std::memory_order_acquire);
+        avail = static_cast<std::size_t>(cached_tail_ - head_);
+        if (avail == 0) break;
+      }
+      std::size_t k = std::min({avail, n - done, chunk_});
+      if (dst != nullptr) ring_detail::copy_out(v_.stream, v_.stream_bytes, head_, dst + done, k);
+      head_ += k;
+      done += k;
+      v_.consumer->stream_head.store(head_, std::memory_order_release);
+    }
+    return done;
+  }
+  /// After read() took bytes: true when the producer waits for space and must be woken.
+  [[nodiscard]] bool producer_needs_wake() const noexcept {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with StreamProducer::write
+    return v_.producer->stream_waiting.load(std::memory_order_relaxed) != 0;
+  }
+
+ private:
+  PairView v_;
+  std::size_t chunk_ = 0;
+  std::uint64_t head_ = 0;
+  std::uint64_t cached_tail_ = 0;
+};
+
+}  // namespace cohort::transport

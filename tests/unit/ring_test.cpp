@@ -1,0 +1,228 @@
+// The slot ring and byte stream with plain threads (meaningful under TSan), and the whole p2p
+// engine of two "ranks" run as two threads over one segment in private memory.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "cohort/errors.hpp"
+#include "runtime/p2p/engine.hpp"
+#include "runtime/runtime.hpp"
+#include "runtime/transport/mailboxes.hpp"
+#include "runtime/transport/ring.hpp"
+
+namespace cohort::transport {
+namespace {
+
+// Cache-line aligned, zero-filled memory.
+struct Memory {
+  explicit Memory(std::size_t n) : raw(n + kCacheLine) {}
+  std::span<std::byte> span(std::size_t n) {
+    auto p = reinterpret_cast<std::uintptr_t>(raw.data());
+    auto* b = reinterpret_cast<std::byte*>((p + kCacheLine - 1) / kCacheLine * kCacheLine);
+    return {b, n};
+  }
+  std::vector<std::byte> raw;
+};
+
+std::byte pattern(std::uint64_t i, std::size_t k) { return static_cast<std::byte>((i * 131 + k * 7) & 0xff); }
+
+TEST(Mailboxes, LayoutScalesDownAndFitsDocker) {
+  for (int n : {1, 2, 3, 8, 64, 128}) {
+    MailboxLayout l = mailbox_layout(n);
+    EXPECT_EQ(l.pairs, static_cast<std::size_t>(n) * static_cast<std::size_t>(n - 1));
+    EXPECT_EQ(l.total_bytes, l.pairs * l.pair_bytes);
+    EXPECT_LE(frame_slots(l.eager_max_bytes), l.ring_bytes / kSlotBytes / 4);
+    EXPECT_EQ(l.ring_bytes & (l.ring_bytes - 1), 0u);
+    EXPECT_EQ(l.stream_bytes & (l.stream_bytes - 1), 0u);
+  }
+  EXPECT_LT(mailbox_area_bytes(64), std::size_t{40} << 20);
+  EXPECT_GE(mailbox_layout(2).stream_bytes, mailbox_layout(64).stream_bytes);
+}
+
+TEST(Mailboxes, PairsDoNotOverlap) {
+  const int n = 5;
+  MailboxLayout l = mailbox_layout(n);
+  Memory mem(l.total_bytes);
+  auto area = mem.span(l.total_bytes);
+  format_mailboxes(area, n);
+  Mailboxes boxes(area, n);
+  std::vector<std::byte*> starts;
+  for (int s = 0; s < n; ++s) {
+    for (int r = 0; r < n; ++r) {
+      if (s == r) continue;
+      PairView v = boxes.pair(s, r);
+      EXPECT_GE(reinterpret_cast<std::byte*>(v.producer), area.data());
+      EXPECT_LE(v.stream + v.stream_bytes, area.data() + area.size());
+      starts.push_back(reinterpret_cast<std::byte*>(v.producer));
+    }
+  }
+  std::sort(starts.begin(), starts.end());
+  for (std::size_t i = 1; i < starts.size(); ++i) {
+    EXPECT_GE(static_cast<std::size_t>(starts[i] - starts[i - 1]), l.pair_bytes);
+  }
+}
+
+// A small ring (16 slots) wrapped thousands of times, frames of every size up to a quarter.
+TEST(SlotRing, ThreadsExchangeFramesInOrder) {
+  constexpr std::size_t kSlots = 16;
+  constexpr std::uint64_t kFrames = 50000;
+  constexpr std::size_t kMaxPayload = kSlots / 4 * kSlotBytes - kFrameHeaderBytes;
+  Memory mem(2 * kCacheLine + kSlots * kSlotBytes);
+  auto m = mem.span(2 * kCacheLine + kSlots * kSlotBytes);
+  PairView v{new (m.data()) ProducerLine{}, new (m.data() + kCacheLine) ConsumerLine{},
+             m.data() + 2 * kCacheLine, kSlots, nullptr, 0};
+  std::thread producer([&] {
+    RingProducer p(v);
+    std::vector<std::byte> buf(kMaxPayload);
+    for (std::uint64_t i = 0; i < kFrames; ++i) {
+      std::size_t n = i % (kMaxPayload + 1);
+      for (std::size_t k = 0; k < n; ++k) buf[k] = pattern(i, k);
+      FrameMeta meta{static_cast<std::int32_t>(i), 7, 0, 0, 0};
+      while (!p.try_write(meta, {buf.data(), n})) std::this_thread::yield();
+    }
+  });
+  RingConsumer c(v);
+  std::vector<std::byte> buf(kMaxPayload);
+  std::uint64_t bad = 0;
+  for (std::uint64_t i = 0; i < kFrames;) {
+    const FrameHeader* h = c.peek();
+    if (h == nullptr) {
+      std::this_thread::yield();
+      continue;
+    }
+    std::size_t n = i % (kMaxPayload + 1);
+    if (h->bytes != n || h->tag != static_cast<std::int32_t>(i) || h->context != 7) ++bad;
+    c.read(buf.data(), h->bytes);
+    for (std::size_t k = 0; k < h->bytes; ++k) bad += buf[k] != pattern(i, k);
+    c.consume(h);
+    c.publish();
+    (void)c.producer_needs_wake();
+    ++i;
+  }
+  producer.join();
+  EXPECT_EQ(bad, 0u);
+  EXPECT_EQ(c.peek(), nullptr);
+}
+
+TEST(ByteStream, ThreadsMoveMegabytesInChunks) {
+  constexpr std::size_t kBytes = 4096;
+  constexpr std::size_t kTotal = std::size_t{8} << 20;
+  Memory mem(2 * kCacheLine + kBytes);
+  auto m = mem.span(2 * kCacheLine + kBytes);
+  PairView v{new (m.data()) ProducerLine{}, new (m.data() + kCacheLine) ConsumerLine{}, nullptr,
+             0, m.data() + 2 * kCacheLine, kBytes};
+  std::vector<std::byte> src(kTotal);
+  for (std::size_t i = 0; i < kTotal; ++i) src[i] = pattern(i, i >> 12);
+  std::thread producer([&] {
+    StreamProducer p(v, 1024);
+    std::size_t done = 0;
+    while (done < kTotal) {
+      std::size_t n = p.write(src.data() + done, std::min<std::size_t>(kTotal - done, 3001));
+      if (n == 0) std::this_thread::yield();
+      done += n;
+    }
+  });
+  StreamConsumer c(v, 1024);
+  std::vector<std::byte> dst(kTotal);
+  std::size_t done = 0;
+  while (done < kTotal) {
+    std::size_t n = c.read(dst.data() + done, kTotal - done);
+    if (n == 0) std::this_thread::yield();
+    done += n;
+    (void)c.producer_needs_wake();
+  }
+  producer.join();
+  EXPECT_TRUE(dst == src);
+}
+
+// Two engines ("ranks" 0 and 1) on one segment, one thread each.
+class TwoRanks {
+ public:
+  TwoRanks() : mem_(segment_layout(2).total_bytes) {
+    segment_ = Segment::format(mem_.span(segment_layout(2).total_bytes), 2, 1, true);
+  }
+  template <class F0, class F1>
+  void run(F0&& f0, F1&& f1) {
+    auto body = [&](int rank, auto&& f) {
+      Waiter waiter(segment_, rank, true);
+      p2p::Engine engine(segment_, waiter, rank, 2);
+      // The engine never touches the runtime behind a communicator.
+      alignas(detail::Runtime) static thread_local std::byte fake[sizeof(detail::Runtime)];
+      detail::CommunicatorImpl comm(*reinterpret_cast<detail::Runtime*>(fake), 0, {0, 1}, rank);
+      f(engine, comm);
+    };
+    std::thread t1([&] { body(1, f1); });
+    body(0, f0);
+    t1.join();
+  }
+  const Segment& segment() const { return segment_; }
+
+ private:
+  Memory mem_;
+  Segment segment_;
+};
+
+detail::SendBuffer raw(const std::vector<std::byte>& v) {
+  return {v.data(), v.size(), MessageFormat::raw, 0};
+}
+detail::RecvTarget into(std::vector<std::byte>& v) {
+  detail::RecvTarget t;
+  t.prepare = &detail::resize_container<std::vector<std::byte>>;
+  t.ctx = &v;
+  return t;
+}
+
+TEST(Engine, TwoThreadsMixedSizesBothWays) {
+  TwoRanks job;
+  const std::size_t stream = mailbox_layout(2).stream_bytes;
+  std::vector<std::size_t> sizes{0, 1, 40, 41, 4095, 4096, 4097, stream - 1, stream + 1, 3 * stream};
+  auto side = [&](p2p::Engine& e, detail::CommunicatorImpl& comm) {
+    int me = comm.rank(), peer = 1 - me;
+    std::vector<std::vector<std::byte>> out;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      out.emplace_back(sizes[i]);
+      for (std::size_t k = 0; k < sizes[i]; ++k) out.back()[k] = pattern(i + 10 * static_cast<std::size_t>(me), k);
+    }
+    std::vector<Request> sends;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      sends.push_back(e.isend(comm, peer, static_cast<int>(i % 3), raw(out[i]), nullptr));
+    }
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      std::vector<std::byte> got;
+      Status st = e.recv(comm, peer, static_cast<int>(i % 3), into(got));
+      EXPECT_EQ(st.bytes, sizes[i]);
+      for (std::size_t k = 0; k < got.size(); ++k) {
+        if (got[k] != pattern(i + 10 * static_cast<std::size_t>(peer), k)) {
+          ADD_FAILURE() << "rank " << me << " message " << i << " byte " << k;
+          break;
+        }
+      }
+    }
+    wait_all(sends);
+    // Blocking large sends both ways at once must not deadlock.
+    e.send(comm, peer, 9, raw(out.back()));
+    std::vector<std::byte> got;
+    e.recv(comm, peer, 9, into(got));
+    EXPECT_EQ(got.size(), out.back().size());
+  };
+  job.run(side, side);
+}
+
+TEST(Engine, PeerLostWhenTheOtherThreadFinishes) {
+  TwoRanks job;
+  job.run(
+      [&](p2p::Engine& e, detail::CommunicatorImpl& comm) {
+        std::vector<std::byte> got;
+        EXPECT_THROW(e.recv(comm, 1, 0, into(got)), PeerLost);
+      },
+      [&](p2p::Engine&, detail::CommunicatorImpl&) {
+        job.segment().slot(1).state.store(static_cast<std::uint32_t>(RankState::finished));
+        job.segment().wake_all();
+      });
+}
+
+}  // namespace
+}  // namespace cohort::transport
