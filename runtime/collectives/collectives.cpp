@@ -17,7 +17,7 @@
 // Copying collectives run a progress loop (publish what the slots allow, copy what is there) so
 // no rank blocks while it holds what another needs; combining ones proceed chunk by chunk in rank
 // order, which is deadlock-free because every stream is chunked alike.
-#include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -45,11 +45,10 @@ inline void copy_bytes(void* dst, const void* src, std::size_t bytes) noexcept {
 namespace cohort::collectives {
 
 namespace {
+// Cpus of the machine (not this rank's affinity: a rank bound to one core is not oversubscribed).
 int online_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
-  return CPU_COUNT(&set);
+  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
 }
 }  // namespace
 
@@ -155,6 +154,7 @@ class Call {
         kind_(kind),
         seq_(comm.next_collective_sequence()),
         token_((static_cast<std::uint64_t>(comm.context()) << 32) | seq_),
+        main_(seq_ % transport::kCollectiveMains),
         me_(comm.rank()),
         n_(comm.size()) {}
 
@@ -234,12 +234,14 @@ class Call {
                     const std::vector<int>& readers, std::uint64_t first_chunk,
                     std::uint32_t chunk_bytes) {
     const int self = engine_.self();
-    auto& consumed = area_.main_consumed(self).value;
-    if (consumed.load(std::memory_order_acquire) < engine_.main_expected) {
-      wait([&] { return consumed.load(std::memory_order_acquire) >= engine_.main_expected; },
-           [&] { return first_dead(engine_.main_readers); });
+    auto& consumed = area_.main_consumed(self, main_).value;
+    auto& expected = engine_.main_expected[main_];
+    auto& main_readers = engine_.main_readers[main_];
+    if (consumed.load(std::memory_order_acquire) < expected) {
+      wait([&] { return consumed.load(std::memory_order_acquire) >= expected; },
+           [&] { return first_dead(main_readers); });
     }
-    transport::CollectiveMain& m = area_.main(self);
+    transport::CollectiveMain& m = area_.main(self, main_);
     m.step = 0;
     m.kind = static_cast<std::uint16_t>(d.kind);
     m.flags = inline_data != nullptr ? kFlagInline : 0;
@@ -252,11 +254,19 @@ class Call {
     if (inline_data != nullptr && inline_bytes > 0) {
       copy_bytes(m.inline_data, inline_data, inline_bytes);
     }
-    m.token.store(token_, std::memory_order_release);
-    engine_.main_expected += readers.size();
-    engine_.main_readers.clear();
-    for (int r : readers) engine_.main_readers.push_back(world(r));
-    for (int w : engine_.main_readers) segment_.wake(w);
+    m.token.store(token_, std::memory_order_seq_cst);  // seq_cst: ordered before notify()'s loads
+    expected += readers.size();
+    main_readers.clear();
+    for (int r : readers) main_readers.push_back(world(r));
+    for (int w : main_readers) notify(w);
+  }
+
+  /// Wakes world rank `w` if it sleeps. Call right after a seq_cst store or read-modify-write
+  /// of what it waits for: that orders the store before this load of `sleeping` (the sleeper
+  /// sets `sleeping`, then a seq_cst fence, then re-checks), so no fence is needed here and a
+  /// publication to many readers pays for one barrier, not one per reader.
+  void notify(int w) const noexcept {
+    if (segment_.slot(w).sleeping.load(std::memory_order_seq_cst) != 0) segment_.wake(w);
   }
 
   [[nodiscard]] bool slot_free(std::uint64_t g) const {
@@ -279,12 +289,12 @@ class Call {
     copy_bytes(area_.slot_data(self, s), src, len);
     auto& h = area_.slot(self, s);
     h.bytes = len;
-    h.chunk.store(g + 1, std::memory_order_release);
+    h.chunk.store(g + 1, std::memory_order_seq_cst);
     engine_.slot_expected[s] += readers.size();
     auto& wr = engine_.slot_readers[s];
     wr.clear();
     for (int r : readers) wr.push_back(world(r));
-    for (int w : wr) segment_.wake(w);
+    for (int w : wr) notify(w);
   }
 
   /// Starts a publication: inline in the main lines when small, else announces the chunks.
@@ -344,12 +354,12 @@ class Call {
   // ---- reader side ------------------------------------------------------------------------
 
   [[nodiscard]] bool main_ready(int peer) const {
-    return area_.main(world(peer)).token.load(std::memory_order_acquire) == token_;
+    return area_.main(world(peer), main_).token.load(std::memory_order_acquire) == token_;
   }
 
   /// Reads the peer's descriptor (its token must be there), checks it against `expect`.
   void open(Incoming& in, const Descriptor& expect) {
-    const transport::CollectiveMain& m = area_.main(world(in.peer));
+    const transport::CollectiveMain& m = area_.main(world(in.peer), main_);
     if (m.kind != static_cast<std::uint16_t>(expect.kind)) {
       throw CollectiveMismatch(fmt::format(
           "{}: rank {} called {} in the same position; every rank must call collectives in the "
@@ -397,8 +407,8 @@ class Call {
 
   void release_main(int peer) {
     int w = world(peer);
-    area_.main_consumed(w).value.fetch_add(1, std::memory_order_acq_rel);
-    segment_.wake(w);
+    area_.main_consumed(w, main_).value.fetch_add(1, std::memory_order_seq_cst);
+    notify(w);
   }
 
   [[nodiscard]] bool chunk_ready(const Incoming& in, std::uint64_t c) const {
@@ -422,8 +432,8 @@ class Call {
   void release_chunk(const Incoming& in, std::uint64_t c) {
     int w = world(in.peer);
     area_.slot_consumed(w, (in.first_chunk + c) % kCollectiveSlots)
-        .value.fetch_add(1, std::memory_order_acq_rel);
-    segment_.wake(w);
+        .value.fetch_add(1, std::memory_order_seq_cst);
+    notify(w);
   }
 
   /// Copies the part of chunk c that this rank wants.
@@ -519,6 +529,7 @@ class Call {
   Kind kind_;
   std::uint32_t seq_;
   std::uint64_t token_;
+  std::size_t main_;  // which of the ranks' main lines this call uses
   int me_;
   int n_;
   std::vector<int> scratch_readers_;

@@ -41,8 +41,9 @@ class Engine {
   [[nodiscard]] int self() const noexcept { return self_; }
 
   // Publisher bookkeeping (this rank's block).
-  std::uint64_t main_expected = 0;        // cumulative reads announced for the main lines
-  std::vector<int> main_readers;          // world ranks reading the current main publication
+  // Per main: cumulative reads announced, and the world ranks reading its current publication.
+  std::array<std::uint64_t, transport::kCollectiveMains> main_expected{};
+  std::array<std::vector<int>, transport::kCollectiveMains> main_readers;
   std::uint64_t next_chunk = 0;           // global number of the next chunk this rank publishes
   std::array<std::uint64_t, transport::kCollectiveSlots> slot_expected{};
   std::array<std::vector<int>, transport::kCollectiveSlots> slot_readers;

@@ -23,8 +23,10 @@ void format_collective_area(std::span<std::byte> area, int ranks) {
   CollectiveArea view(area, ranks);
   new (&view.header()) CollectiveAreaHeader{};
   for (int r = 0; r < ranks; ++r) {
-    new (&view.main(r)) CollectiveMain{};
-    new (&view.main_consumed(r)) CollectiveCounter{};
+    for (std::size_t m = 0; m < kCollectiveMains; ++m) {
+      new (&view.main(r, m)) CollectiveMain{};
+      new (&view.main_consumed(r, m)) CollectiveCounter{};
+    }
     for (std::size_t s = 0; s < kCollectiveSlots; ++s) {
       new (&view.slot(r, s)) CollectiveSlotHeader{};
       new (&view.slot_consumed(r, s)) CollectiveCounter{};

@@ -9,17 +9,19 @@
 //   area:  CollectiveAreaHeader (1 line: context-id counter) | RankBlock[ranks]
 //
 //   RankBlock (block_bytes(ranks), a multiple of 64):
-//     +0      CollectiveMain     2 lines: token (published last), descriptor (kind, root, bytes,
-//                                element size, operation id, chunk size, first chunk number) and
-//                                kCollectiveInlineBytes of inline payload
-//     +128    main_consumed      1 line: bumped by each reader when it is done with the main lines
-//     +192    SlotHeader[kSlots] 1 line each: chunk number + 1 once the chunk's data is written
-//     +448    slot_consumed[kSlots]  1 line each: bumped by each reader of the slot's chunk
-//     +704    data[kSlots][chunk_bytes(ranks)]  staging buffers (payloads above the inline size
+//     +0      CollectiveMain[kMains]  2 lines each: token (published last), descriptor (kind,
+//                                root, bytes, element size, operation id, chunk size, first chunk
+//                                number) and kCollectiveInlineBytes of inline payload. A call
+//                                with sequence number s uses main s % kMains, so a root can
+//                                publish several small broadcasts before the first is read.
+//     +2048   main_consumed[kMains]   1 line each: bumped by each reader when done with the main
+//     +3072   SlotHeader[kSlots] 1 line each: chunk number + 1 once the chunk's data is written
+//     +3328   slot_consumed[kSlots]  1 line each: bumped by each reader of the slot's chunk
+//     +3584   data[kSlots][chunk_bytes(ranks)]  staging buffers (payloads above the inline size
 //                                are pipelined through them in chunks)
 //
-// Memory per rank: 704 B + 4 x chunk_bytes(ranks), where chunk_bytes is 64 KiB up to 16 ranks
-// (~257 KiB per rank), 32 KiB up to 64 ranks (~129 KiB) and 16 KiB above (~65 KiB).
+// Memory per rank: 3.5 KiB + 4 x chunk_bytes(ranks), where chunk_bytes is 64 KiB up to 16 ranks
+// (~260 KiB per rank), 32 KiB up to 64 ranks (~132 KiB) and 16 KiB above (~68 KiB).
 //
 // Concurrency: the owner writes CollectiveMain, SlotHeader and data; any rank may fetch_add the
 // consumed counters; the context counter is fetch_add'ed by any rank (split/dup leaders).
@@ -35,6 +37,7 @@
 namespace cohort::transport {
 
 inline constexpr std::size_t kCollectiveSlots = 4;
+inline constexpr std::size_t kCollectiveMains = 16;
 inline constexpr std::size_t kCollectiveInlineBytes = 80;
 
 /// Chunk (staging buffer) size per slot for a job of `ranks` ranks.
@@ -91,11 +94,11 @@ class CollectiveArea {
   [[nodiscard]] CollectiveAreaHeader& header() const noexcept {
     return *reinterpret_cast<CollectiveAreaHeader*>(base_);
   }
-  [[nodiscard]] CollectiveMain& main(int rank) const noexcept {
-    return *reinterpret_cast<CollectiveMain*>(block(rank));
+  [[nodiscard]] CollectiveMain& main(int rank, std::size_t m) const noexcept {
+    return reinterpret_cast<CollectiveMain*>(block(rank))[m];
   }
-  [[nodiscard]] CollectiveCounter& main_consumed(int rank) const noexcept {
-    return *reinterpret_cast<CollectiveCounter*>(block(rank) + kMainConsumed);
+  [[nodiscard]] CollectiveCounter& main_consumed(int rank, std::size_t m) const noexcept {
+    return reinterpret_cast<CollectiveCounter*>(block(rank) + kMainConsumed)[m];
   }
   [[nodiscard]] CollectiveSlotHeader& slot(int rank, std::size_t s) const noexcept {
     return reinterpret_cast<CollectiveSlotHeader*>(block(rank) + kSlotHeaders)[s];
@@ -107,8 +110,8 @@ class CollectiveArea {
     return block(rank) + kSlotData + s * chunk_bytes_;
   }
 
-  static constexpr std::size_t kMainConsumed = sizeof(CollectiveMain);
-  static constexpr std::size_t kSlotHeaders = kMainConsumed + kCacheLine;
+  static constexpr std::size_t kMainConsumed = kCollectiveMains * sizeof(CollectiveMain);
+  static constexpr std::size_t kSlotHeaders = kMainConsumed + kCollectiveMains * kCacheLine;
   static constexpr std::size_t kSlotConsumed = kSlotHeaders + kCollectiveSlots * kCacheLine;
   static constexpr std::size_t kSlotData = kSlotConsumed + kCollectiveSlots * kCacheLine;
 

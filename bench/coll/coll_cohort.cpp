@@ -1,0 +1,67 @@
+// OSU-style collective latencies over Cohort (suite `coll`; the plain-MPI twin is coll_mpi.cpp).
+// Prints one JSON line from rank 0: the average over ranks of the mean time per operation.
+//   cohortrun -n 4 coll_cohort allreduce 8 10000 1000
+#include <cohort/cohort.hpp>
+
+#include <functional>
+#include <vector>
+
+#include "coll_common.hpp"
+
+int main(int argc, char** argv) {
+  cohort::Environment env(argc, argv);
+  auto& w = env.world();
+  auto a = coll_bench::parse(argc, argv);
+  const int np = w.size();
+  const auto n = static_cast<std::size_t>(np);
+  std::vector<char> in(a.bench == "alltoall" ? a.bytes * n : a.bytes, 1), out;
+  std::vector<float> fin(std::max<std::size_t>(a.bytes / sizeof(float), 1), 1.0f), fout(fin.size());
+  if (a.bench == "gather" || a.bench == "alltoall") out.resize(a.bytes * n);
+
+  if (a.bench == "compute_efficiency") {
+    auto rounds = coll_bench::calibrate(50.0);
+    double sink = 0, compute_us = 0;
+    w.barrier();
+    double t0 = coll_bench::now_us();
+    for (int i = 0; i < a.iterations; ++i) {
+      double c0 = coll_bench::thread_cpu_us();
+      sink += coll_bench::kernel(rounds, 1.0 + i);
+      compute_us += coll_bench::thread_cpu_us() - c0;
+      double x = w.allreduce(sink, std::plus<>{});
+      sink = x * 1e-30;
+    }
+    w.barrier();
+    double wall = coll_bench::now_us() - t0;
+    double total_compute = w.allreduce(compute_us, std::plus<>{});
+    double cores = std::min<double>(np, static_cast<double>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
+    if (w.rank() == 0) coll_bench::emit("cohort", a, np, total_compute / cores / wall, "ratio");
+    return sink > 1e300 ? 1 : 0;
+  }
+
+  auto op = [&] {
+    if (a.bench == "barrier") {
+      w.barrier();
+    } else if (a.bench == "bcast") {
+      w.broadcast(std::span(in), 0);
+    } else if (a.bench == "reduce") {
+      w.reduce(fin, fout, std::plus<>{}, 0);
+    } else if (a.bench == "allreduce") {
+      w.allreduce(fin, fout, std::plus<>{});
+    } else if (a.bench == "gather") {
+      w.gather(in, out, 0);
+    } else if (a.bench == "alltoall") {
+      w.alltoall(in, out);
+    } else {
+      std::fprintf(stderr, "unknown benchmark %s\n", a.bench.c_str());
+      std::exit(2);
+    }
+  };
+  for (int i = 0; i < a.warmup; ++i) op();
+  w.barrier();
+  double t0 = coll_bench::now_us();
+  for (int i = 0; i < a.iterations; ++i) op();
+  double mine = (coll_bench::now_us() - t0) / a.iterations;
+  double sum = w.allreduce(mine, std::plus<>{});
+  if (w.rank() == 0) coll_bench::emit("cohort", a, np, sum / np, "us");
+  return 0;
+}

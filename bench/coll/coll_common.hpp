@@ -1,0 +1,75 @@
+// Shared by the Cohort and the plain-MPI collective benchmarks (bench/coll): arguments, the
+// compute kernel of the compute+communicate loop, and the JSON line format of BENCHMARKS.md.
+#pragma once
+
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace coll_bench {
+
+struct Args {
+  std::string bench;      // barrier bcast reduce allreduce gather alltoall compute_efficiency
+  std::size_t bytes = 8;  // per rank (gather), per pair (alltoall), total (bcast/reduce/allreduce)
+  int iterations = 1000;
+  int warmup = 100;
+};
+
+inline Args parse(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s BENCH BYTES [ITERATIONS [WARMUP]]\n", argv[0]);
+    std::exit(2);
+  }
+  Args a;
+  a.bench = argv[1];
+  a.bytes = static_cast<std::size_t>(std::strtoull(argv[2], nullptr, 10));
+  if (argc > 3) a.iterations = std::atoi(argv[3]);
+  if (argc > 4) a.warmup = std::atoi(argv[4]);
+  return a;
+}
+
+inline double now_us() {
+  return std::chrono::duration<double, std::micro>(
+             std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+inline double thread_cpu_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) * 1e-3;
+}
+
+/// Some floating-point work; the result is returned so it cannot be optimised away.
+inline double kernel(std::uint64_t rounds, double x) {
+  for (std::uint64_t i = 0; i < rounds; ++i) x = x * 1.0000001 + 1e-9;
+  return x;
+}
+
+/// Rounds of kernel() that take about `target_us` of cpu time on this core.
+inline std::uint64_t calibrate(double target_us) {
+  std::uint64_t rounds = 1000;
+  double sink = 0;
+  for (;;) {
+    double t0 = thread_cpu_us();
+    sink += kernel(rounds, 1.0);
+    double t = thread_cpu_us() - t0;
+    if (t > 2000) return static_cast<std::uint64_t>(static_cast<double>(rounds) * target_us / t) + (sink < 0 ? 1 : 0);
+    rounds *= 2;
+  }
+}
+
+inline void emit(const char* impl, const Args& a, int np, double value, const char* unit) {
+  std::printf("{\"suite\":\"coll\",\"bench\":\"%s\",\"impl\":\"%s\",\"np\":%d,\"bytes\":%zu,"
+              "\"value\":%.4f,\"unit\":\"%s\"}\n",
+              a.bench.c_str(), impl, np, a.bench == "barrier" || a.bench == "compute_efficiency" ? 0 : a.bytes,
+              value, unit);
+  std::fflush(stdout);
+}
+
+}  // namespace coll_bench

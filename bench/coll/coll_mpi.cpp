@@ -1,0 +1,73 @@
+// The plain-MPI twin of coll_cohort.cpp (built with mpicxx, run with mpirun): same operations,
+// same measurement, same JSON line with impl "openmpi".
+#include <mpi.h>
+
+#include <vector>
+
+#include "coll_common.hpp"
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rank = 0, np = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &np);
+  auto a = coll_bench::parse(argc, argv);
+  const auto n = static_cast<std::size_t>(np);
+  std::vector<char> in(a.bench == "alltoall" ? a.bytes * n : a.bytes, 1), out;
+  std::vector<float> fin(std::max<std::size_t>(a.bytes / sizeof(float), 1), 1.0f), fout(fin.size());
+  if (a.bench == "gather" || a.bench == "alltoall") out.resize(a.bytes * n);
+  const int count = static_cast<int>(a.bytes);
+  const int fcount = static_cast<int>(fin.size());
+
+  if (a.bench == "compute_efficiency") {
+    auto rounds = coll_bench::calibrate(50.0);
+    double sink = 0, compute_us = 0;
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = coll_bench::now_us();
+    for (int i = 0; i < a.iterations; ++i) {
+      double c0 = coll_bench::thread_cpu_us();
+      sink += coll_bench::kernel(rounds, 1.0 + i);
+      compute_us += coll_bench::thread_cpu_us() - c0;
+      double x = 0;
+      MPI_Allreduce(&sink, &x, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+      sink = x * 1e-30;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    double wall = coll_bench::now_us() - t0;
+    double total_compute = 0;
+    MPI_Allreduce(&compute_us, &total_compute, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    double cores = std::min<double>(np, static_cast<double>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
+    if (rank == 0) coll_bench::emit("openmpi", a, np, total_compute / cores / wall, "ratio");
+    MPI_Finalize();
+    return sink > 1e300 ? 1 : 0;
+  }
+
+  auto op = [&] {
+    if (a.bench == "barrier") {
+      MPI_Barrier(MPI_COMM_WORLD);
+    } else if (a.bench == "bcast") {
+      MPI_Bcast(in.data(), count, MPI_CHAR, 0, MPI_COMM_WORLD);
+    } else if (a.bench == "reduce") {
+      MPI_Reduce(fin.data(), fout.data(), fcount, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD);
+    } else if (a.bench == "allreduce") {
+      MPI_Allreduce(fin.data(), fout.data(), fcount, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    } else if (a.bench == "gather") {
+      MPI_Gather(in.data(), count, MPI_CHAR, out.data(), count, MPI_CHAR, 0, MPI_COMM_WORLD);
+    } else if (a.bench == "alltoall") {
+      MPI_Alltoall(in.data(), count, MPI_CHAR, out.data(), count, MPI_CHAR, MPI_COMM_WORLD);
+    } else {
+      std::fprintf(stderr, "unknown benchmark %s\n", a.bench.c_str());
+      std::exit(2);
+    }
+  };
+  for (int i = 0; i < a.warmup; ++i) op();
+  MPI_Barrier(MPI_COMM_WORLD);
+  double t0 = coll_bench::now_us();
+  for (int i = 0; i < a.iterations; ++i) op();
+  double mine = (coll_bench::now_us() - t0) / a.iterations;
+  double sum = 0;
+  MPI_Allreduce(&mine, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  if (rank == 0) coll_bench::emit("openmpi", a, np, sum / np, "us");
+  MPI_Finalize();
+  return 0;
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Suite `coll`: Cohort collectives next to the same operations over plain Open MPI.
+
+OSU-style average latency per operation (barrier, bcast, reduce, allreduce, gather, alltoall) at
+np = 2, 4, 8 for 8 B, 64 KiB and 1 MiB, plus `compute_efficiency` (each rank computes ~50 us, then
+allreduces 8 B; 2000 iterations): (total compute cpu time / cores) / wall time.
+
+Cohort and Open MPI runs alternate (A B A B ...) and the median of the repeats is reported with
+the ratio cohort / openmpi (for compute_efficiency, a ratio above 1 means Cohort is better).
+
+  python3 bench/suites/coll.py --build build [--quick] [--json FILE] [--np 2,4,8] [--bench allreduce]
+
+Binaries: BUILD/bin/cohortrun, BUILD/bin/coll_cohort and BUILD/bin/coll_mpi (bench/coll).
+`run(build, quick, ...)` returns the JSON rows, for a harness that imports this file.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+BENCHES = ["barrier", "bcast", "reduce", "allreduce", "gather", "alltoall"]
+SIZES = [8, 64 << 10, 1 << 20]
+NPS = [2, 4, 8]
+
+
+def iterations(bench, size, np_, quick):
+    if bench == "compute_efficiency":
+        return 2000
+    if size <= 8:
+        it = {2: 20000, 4: 4000, 8: 2000}[np_]
+    elif size <= 64 << 10:
+        it = {2: 2000, 4: 500, 8: 200}[np_]
+    else:
+        it = {2: 200, 4: 60, 8: 30}[np_]
+    if bench == "alltoall" and size > 8:
+        it = max(10, it // np_)
+    return max(10, it // 4) if quick else it
+
+
+def mpi_env():
+    env = dict(os.environ)
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    return env
+
+
+def run_one(cmd, env):
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    for line in out.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError("no result from %s\nstdout: %s\nstderr: %s" % (" ".join(cmd), out.stdout, out.stderr[-2000:]))
+
+
+def run(build, quick=False, nps=NPS, benches=None, repeats=None):
+    bin_dir = os.path.join(build, "bin")
+    cohortrun = os.path.join(bin_dir, "cohortrun")
+    cohort_bin = os.path.join(bin_dir, "coll_cohort")
+    mpi_bin = os.path.join(bin_dir, "coll_mpi")
+    have_mpi = os.path.exists(mpi_bin)
+    repeats = repeats or (2 if quick else 5)
+    env = mpi_env()
+    rows = []
+    cases = []
+    for b in (benches or BENCHES + ["compute_efficiency"]):
+        sizes = [0] if b in ("barrier", "compute_efficiency") else SIZES
+        for s in sizes:
+            cases.append((b, s))
+    for np_ in nps:
+        for b, s in cases:
+            it = iterations(b, s, np_, quick)
+            warm = max(2, it // 10)
+            args = [b, str(s), str(it), str(warm)]
+            impls = [("cohort", [cohortrun, "-n", str(np_), cohort_bin] + args)]
+            if have_mpi:
+                impls.append(("openmpi", ["mpirun", "--oversubscribe", "-n", str(np_), mpi_bin] + args))
+            values = {name: [] for name, _ in impls}
+            unit = "us"
+            for _ in range(repeats):
+                for name, cmd in impls:  # alternate A B A B
+                    r = run_one(cmd, env)
+                    values[name].append(r["value"])
+                    unit = r["unit"]
+            for name, _ in impls:
+                rows.append({"suite": "coll", "bench": b, "impl": name, "np": np_, "bytes": s,
+                             "value": round(statistics.median(values[name]), 4), "unit": unit})
+            line = "%-18s np=%d %8s  cohort %10.3f" % (b, np_, s, rows[-len(impls)]["value"])
+            if have_mpi:
+                c, m = rows[-2]["value"], rows[-1]["value"]
+                line += "  openmpi %10.3f  ratio %.2f %s" % (m, c / m if m else float("nan"), unit)
+            print(line, flush=True)
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", default=os.environ.get("COHORT_BUILD", "build"))
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json")
+    p.add_argument("--np", default=",".join(map(str, NPS)))
+    p.add_argument("--bench", action="append")
+    p.add_argument("--repeats", type=int)
+    a = p.parse_args()
+    rows = run(a.build, a.quick, [int(x) for x in a.np.split(",")], a.bench, a.repeats)
+    if a.json:
+        with open(a.json, "a") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
