@@ -38,7 +38,11 @@ int main(int argc, char** argv) {
   cohort::Environment env(argc, argv);
   const auto& seg = cohort::detail::Runtime::current()->segment();
   int rank = env.world().rank();
-  if (rank == 1) std::_Exit(mode == "abort" ? 3 : 0);
+  if (rank == 1) {
+    // Rank 0 must be attached (its SIGTERM ignored) before this rank leaves.
+    if (!wait_for([&] { return seg.slot(0).state.load() != 0; })) return 9;
+    std::_Exit(mode == "abort" ? 3 : 0);
+  }
   if (rank != 0) return 0;
   if (mode == "exited") {
     if (!wait_for([&] { return !seg.alive(1); })) return 7;
