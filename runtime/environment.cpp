@@ -102,15 +102,25 @@ Runtime* Runtime::current() noexcept { return g_runtime.load(); }
 
 }  // namespace detail
 
-Environment::Environment() {
+Environment::Environment()
+    : Environment(std::make_unique<detail::Runtime>(contract::parse_environment())) {}
+
+Environment::Environment(std::unique_ptr<detail::Runtime> runtime) {
   detail::Runtime* expected = nullptr;
-  auto rt = std::make_unique<detail::Runtime>(contract::parse_environment());
-  if (!detail::g_runtime.compare_exchange_strong(expected, rt.get())) {
+  if (!detail::g_runtime.compare_exchange_strong(expected, runtime.get())) {
     throw Error("cohort: an Environment already exists in this process; create exactly one");
   }
-  runtime_ = std::move(rt);
+  runtime_ = std::move(runtime);
   detail::g_previous_terminate = std::set_terminate(detail::terminate_with_rank);
 }
+
+namespace detail {
+std::unique_ptr<Environment> EnvironmentAccess::attach(const contract::LaunchInfo& info) {
+  return std::unique_ptr<Environment>(new Environment(std::make_unique<Runtime>(info)));
+}
+
+void EnvironmentAccess::forget_inherited() noexcept { g_runtime.store(nullptr); }
+}  // namespace detail
 
 Environment::Environment(int& /*argc*/, char**& /*argv*/) : Environment() {}
 

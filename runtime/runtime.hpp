@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cohort/communicator.hpp"
+#include "cohort/environment.hpp"
 #include "runtime/contract/contract.hpp"
 #include "runtime/platform/shared_memory.hpp"
 #include "runtime/transport/segment.hpp"
@@ -52,6 +53,15 @@ class Runtime {
   std::unique_ptr<collectives::Engine> collectives_;
   std::unique_ptr<p2p::Engine> p2p_;
   std::unique_ptr<Communicator> world_;
+};
+
+/// Internal ways to create an Environment (cohort::spawn's children).
+struct EnvironmentAccess {
+  /// An Environment attached to the job described by `info`.
+  static std::unique_ptr<Environment> attach(const contract::LaunchInfo& info);
+  /// In a forked child: forgets the parent's Environment (without touching it), so that the child
+  /// can attach to another job.
+  static void forget_inherited() noexcept;
 };
 
 /// Implementation of a communicator: its members, its message space (context id) and the

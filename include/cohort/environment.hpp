@@ -21,6 +21,7 @@ namespace cohort {
 
 namespace detail {
 class Runtime;
+struct EnvironmentAccess;
 }
 
 /// Attaches to the job described by the COHORT_* variables (cohort/launch_contract.hpp), or
@@ -44,6 +45,8 @@ class Environment {
   [[nodiscard]] static bool active() noexcept;
 
  private:
+  friend struct detail::EnvironmentAccess;
+  explicit Environment(std::unique_ptr<detail::Runtime> runtime);
   std::unique_ptr<detail::Runtime> runtime_;
 };
 
