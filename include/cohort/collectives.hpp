@@ -38,6 +38,7 @@
 #include "cohort/communicator.hpp"
 #include "cohort/errors.hpp"
 #include "cohort/reduce_ops.hpp"
+#include "cohort/serialization.hpp"
 
 namespace cohort {
 
@@ -175,8 +176,8 @@ void Communicator::broadcast(R&& data, int root) {
 }
 
 template <class T>
+  requires std::is_trivially_copyable_v<T>
 void Communicator::broadcast(std::vector<T>& data, int root) {
-  static_assert(std::is_trivially_copyable_v<T>, "broadcast: element type must be trivially copyable");
   std::uint64_t n = data.size();
   broadcast(n, root);
   if (rank() != root) data.resize(static_cast<std::size_t>(n));
@@ -188,6 +189,90 @@ inline void Communicator::broadcast(std::string& data, int root) {
   broadcast(n, root);
   if (rank() != root) data.resize(static_cast<std::size_t>(n));
   detail::collective_broadcast(impl(), data.data(), data.size(), root);
+}
+
+namespace detail {
+
+/// The bytes a serialized collective value travels as (raw containers: their elements).
+template <class T>
+std::vector<std::byte> collective_encode(const T& value) {
+  check_transmittable<T>();
+  std::vector<std::byte> out;
+  if constexpr (format_of<T> == MessageFormat::raw) {
+    auto bytes = std::as_bytes(std::span(std::ranges::data(value), std::ranges::size(value)));
+    out.assign(bytes.begin(), bytes.end());
+  } else {
+    encode(value, out);
+  }
+  return out;
+}
+
+template <class T>
+void collective_decode(CommunicatorImpl& c, const char* op, std::span<const std::byte> bytes, T& value) {
+  if constexpr (format_of<T> == MessageFormat::raw) {
+    using E = std::ranges::range_value_t<T>;
+    if (bytes.size() % sizeof(E) != 0) {
+      collective_bad_argument(c, op, "received a payload that is not a whole number of elements");
+    }
+    value.resize(bytes.size() / sizeof(E));
+    if (!bytes.empty()) std::memcpy(value.data(), bytes.data(), bytes.size());
+  } else {
+    try {
+      decode(bytes, value);
+    } catch (const std::exception& e) {
+      throw DeserializeError(std::string("cohort: ") + op + ": could not decode a " +
+                             std::to_string(bytes.size()) + "-byte payload: " + e.what());
+    }
+  }
+}
+
+}  // namespace detail
+
+template <detail::SerializedCollectiveValue T>
+void Communicator::broadcast(T& value, int root) {
+  std::vector<std::byte> bytes;
+  if (rank() == root) bytes = detail::collective_encode(value);
+  broadcast(bytes, root);
+  if (rank() != root) detail::collective_decode(impl(), "broadcast", bytes, value);
+}
+
+template <detail::SerializedCollectiveValue T>
+std::vector<T> Communicator::gather(const T& value, int root) {
+  std::vector<std::byte> mine = detail::collective_encode(value);
+  std::vector<std::uint64_t> sizes = gather(static_cast<std::uint64_t>(mine.size()), root);
+  std::vector<std::size_t> counts(sizes.begin(), sizes.end());
+  std::size_t total = 0;
+  for (std::size_t c : counts) total += c;
+  std::vector<std::byte> all(total);
+  gatherv(mine, all, counts, root);
+  std::vector<T> out;
+  if (rank() == root) {
+    out.resize(counts.size());
+    std::size_t offset = 0;
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      detail::collective_decode(impl(), "gather", std::span<const std::byte>(all).subspan(offset, counts[r]), out[r]);
+      offset += counts[r];
+    }
+  }
+  return out;
+}
+
+template <detail::SerializedCollectiveValue T>
+std::vector<T> Communicator::allgather(const T& value) {
+  std::vector<std::byte> mine = detail::collective_encode(value);
+  std::vector<std::uint64_t> sizes = allgather(static_cast<std::uint64_t>(mine.size()));
+  std::vector<std::size_t> counts(sizes.begin(), sizes.end());
+  std::size_t total = 0;
+  for (std::size_t c : counts) total += c;
+  std::vector<std::byte> all(total);
+  allgatherv(mine, all, counts);
+  std::vector<T> out(counts.size());
+  std::size_t offset = 0;
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    detail::collective_decode(impl(), "allgather", std::span<const std::byte>(all).subspan(offset, counts[r]), out[r]);
+    offset += counts[r];
+  }
+  return out;
 }
 
 template <detail::CollectiveValue T, class Op>

@@ -83,8 +83,13 @@ class Communicator {
   void broadcast(R&& data, int root);
   /// Resizes the vector / string to the root's size on the other ranks.
   template <class T>
+    requires std::is_trivially_copyable_v<T>
   void broadcast(std::vector<T>& data, int root);
   void broadcast(std::string& data, int root);
+  /// Any other type Cohort can send (cereal or Boost.Serialization, containers of strings...):
+  /// serialized at the root, decoded everywhere else.
+  template <detail::SerializedCollectiveValue T>
+  void broadcast(T& value, int root);
 
   /// Combines every rank's value in rank order; the result is meaningful at `root` only (the
   /// other ranks get their own `value` back).
@@ -121,6 +126,9 @@ class Communicator {
   /// Root receives one value per rank, in rank order; other ranks get an empty vector.
   template <detail::CollectiveValue T>
   std::vector<T> gather(const T& value, int root);
+  /// Serialized values (strings, cereal/Boost types) of different sizes.
+  template <detail::SerializedCollectiveValue T>
+  std::vector<T> gather(const T& value, int root);
   /// Root's `out` holds size() * in.size() elements (ignored elsewhere).
   template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
   void gather(const In& in, Out&& out, int root);
@@ -138,6 +146,8 @@ class Communicator {
   void scatterv(const In& in, std::span<const std::size_t> counts, Out&& out, int root);
   /// Every rank gets every rank's value, in rank order.
   template <detail::CollectiveValue T>
+  std::vector<T> allgather(const T& value);
+  template <detail::SerializedCollectiveValue T>
   std::vector<T> allgather(const T& value);
   template <detail::CollectiveBuffer In, detail::MutableCollectiveBuffer Out>
   void allgather(const In& in, Out&& out);

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <ranges>
+#include <string>
 #include <type_traits>
 
 namespace cohort {
@@ -48,6 +49,20 @@ using range_element_t = std::remove_cvref_t<std::ranges::range_reference_t<R>>;
 /// A value that travels as its bytes: trivially copyable and not a range.
 template <class T>
 concept CollectiveValue = std::is_trivially_copyable_v<T> && !std::ranges::range<T>;
+
+/// A value that travels serialized (see cohort/serialization.hpp): not trivially copyable and
+/// not a buffer of trivially copyable elements, e.g. std::string in gather, std::vector of
+/// strings, a cereal or Boost.Serialization type.
+template <class T>
+concept TriviallyCopyableRange =
+    std::ranges::contiguous_range<T> && std::is_trivially_copyable_v<range_element_t<T>>;
+template <class T>
+struct is_basic_string : std::false_type {};
+template <class C, class Tr, class A>
+struct is_basic_string<std::basic_string<C, Tr, A>> : std::true_type {};
+template <class T>
+concept SerializedCollectiveValue =
+    !std::is_trivially_copyable_v<T> && (!TriviallyCopyableRange<T> || is_basic_string<T>::value);
 
 /// A contiguous, sized range of trivially copyable elements (std::vector, std::span, std::array).
 template <class R>

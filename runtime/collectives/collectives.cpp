@@ -665,13 +665,95 @@ void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, 
   }
 }
 
+/// Large allreduce: chunk by chunk, every rank publishes its input chunk; rank r combines
+/// segment r of the chunk (in rank order, reading every rank's slot) and writes the result over
+/// segment r of its own slot (nobody else reads that part of its input); then every rank copies
+/// the other segments' results. Each element is combined by one rank in rank order, so every
+/// rank gets the same bits; the work and the memory traffic are spread over all ranks.
+void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::byte* out,
+                     std::size_t bytes, const detail::Combiner& op, Kind kind) {
+  Call call(comm, kind);
+  Engine& engine = comm.runtime().collectives();
+  const transport::CollectiveArea& area = engine.area();
+  const transport::Segment& segment = engine.segment();
+  const int n = call.n();
+  const int me = call.me();
+  const auto elem = static_cast<std::uint32_t>(op.elem_bytes);
+  Descriptor d{kind, -1, bytes, elem, op.op_id};
+  const std::uint64_t cb = call.chunk_size(elem);
+  const std::uint64_t chunks = (bytes + cb - 1) / cb;
+  const std::uint64_t first = engine.next_chunk;
+  engine.next_chunk += chunks;
+  std::vector<int> peers = others(call);
+  call.publish_main(d, nullptr, 0, peers, first, static_cast<std::uint32_t>(cb));
+  std::vector<Incoming> ins(static_cast<std::size_t>(n));
+  for (int r : peers) {
+    auto& i = ins[static_cast<std::size_t>(r)];
+    i = incoming(r, 0, bytes, nullptr, bytes);
+    call.wait_open(i, d);
+    call.release_main(r);
+  }
+  std::vector<int> peer_world;
+  for (int r : peers) peer_world.push_back(call.world(r));
+  const int self = engine.self();
+  auto segment_of = [&](int r, std::uint64_t elems) {
+    return std::pair<std::uint64_t, std::uint64_t>{elems * static_cast<std::uint64_t>(r) / static_cast<std::uint64_t>(n) * elem,
+                                                   elems * static_cast<std::uint64_t>(r + 1) / static_cast<std::uint64_t>(n) * elem};
+  };
+  for (std::uint64_t c = 0; c < chunks; ++c) {
+    const std::uint64_t a = c * cb;
+    const std::uint64_t len = std::min<std::uint64_t>(cb, bytes - a);
+    const std::uint64_t g = first + c;
+    const std::size_t s = g % kCollectiveSlots;
+    // 1. Publish the input chunk (read twice by every peer: a segment, then a result).
+    call.wait_slot_free(g);
+    std::byte* slot = area.slot_data(self, s);
+    copy_bytes(slot, in + a, len);
+    auto& h = area.slot(self, s);
+    h.bytes = static_cast<std::uint32_t>(len);
+    h.chunk.store(g + 1, std::memory_order_seq_cst);
+    engine.slot_expected[s] += 2 * peers.size();
+    engine.slot_readers[s] = peer_world;
+    for (int w : peer_world) call.notify(w);
+    // 2. Combine this rank's segment in rank order.
+    auto [lo, hi] = segment_of(me, len / elem);
+    std::byte* acc = out + a + lo;
+    for (int r = 0; r < n; ++r) {
+      const std::byte* src = r == me ? slot : call.wait_chunk(ins[static_cast<std::size_t>(r)], c);
+      if (r == 0) {
+        copy_bytes(acc, src + lo, hi - lo);
+      } else {
+        combine(op, acc, src + lo, hi - lo);
+      }
+      if (r != me) call.release_chunk(ins[static_cast<std::size_t>(r)], c);
+    }
+    // 3. Publish the result over our own segment of the slot.
+    copy_bytes(slot + lo, acc, hi - lo);
+    h.result.store(g + 1, std::memory_order_seq_cst);
+    for (int w : peer_world) call.notify(w);
+    // 4. Copy the other segments' results.
+    for (int r : peers) {
+      auto& i = ins[static_cast<std::size_t>(r)];
+      const std::uint64_t gr = i.first_chunk + c;
+      const int w = call.world(r);
+      auto& rh = area.slot(w, gr % kCollectiveSlots);
+      if (rh.result.load(std::memory_order_acquire) != gr + 1) {
+        call.wait([&] { return rh.result.load(std::memory_order_acquire) == gr + 1; },
+                  [&] { return segment.alive(w) ? -1 : w; });
+      }
+      auto [rlo, rhi] = segment_of(r, len / elem);
+      copy_bytes(out + a + rlo, area.slot_data(w, gr % kCollectiveSlots) + rlo, rhi - rlo);
+      call.release_chunk(i, c);
+    }
+  }
+}
+
 void allreduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v,
                     std::size_t bytes, const detail::Combiner& op, Kind kind) {
   const auto* in = static_cast<const std::byte*>(in_v);
   auto* out = static_cast<std::byte*>(out_v);
-  if (bytes > kCollectiveInlineBytes) {
-    reduce_impl(comm, in, out, bytes, op, 0, kind);
-    broadcast_impl(comm, out, bytes, 0, kind);
+  if (bytes > kCollectiveInlineBytes && comm.size() > 1) {
+    allreduce_large(comm, in, out, bytes, op, kind);
     return;
   }
   Call call(comm, kind);

@@ -78,7 +78,8 @@ struct alignas(kCacheLine) CollectiveCounter {
 };
 
 struct alignas(kCacheLine) CollectiveSlotHeader {
-  std::atomic<std::uint64_t> chunk;  // global chunk number + 1 of the data in the slot
+  std::atomic<std::uint64_t> chunk;   // global chunk number + 1 of the data in the slot
+  std::atomic<std::uint64_t> result;  // chunk number + 1 once the owner's reduced segment is in
   std::uint32_t bytes;
 };
 

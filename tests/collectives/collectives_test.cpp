@@ -439,3 +439,73 @@ TEST(Collectives, ManySmallCollectivesInARow) {
 }
 
 }  // namespace
+
+namespace {
+
+struct Particle {  // a cereal type
+  std::string name;
+  std::vector<double> position;
+  template <class A>
+  void serialize(A& ar) {
+    ar(name, position);
+  }
+  friend bool operator==(const Particle&, const Particle&) = default;
+};
+
+Particle particle(int r) {
+  return Particle{"p" + std::string(static_cast<std::size_t>(r) * 3, 'x'), std::vector<double>(static_cast<std::size_t>(r), r * 0.5)};
+}
+
+TEST(Collectives, SerializedValues) {
+  auto& w = world();
+  for (int root = 0; root < w.size(); ++root) {
+    Particle p = w.rank() == root ? particle(root + 1) : Particle{};
+    w.broadcast(p, root);
+    EXPECT_EQ(p, particle(root + 1));
+    std::vector<std::string> words;
+    if (w.rank() == root) words = {"alpha", "", std::string(100000, 'z')};
+    w.broadcast(words, root);
+    ASSERT_EQ(words.size(), 3u);
+    EXPECT_EQ(words[2].size(), 100000u);
+    auto names = w.gather(std::string(static_cast<std::size_t>(w.rank()), 'a'), root);
+    if (w.rank() == root) {
+      ASSERT_EQ(names.size(), static_cast<std::size_t>(w.size()));
+      for (int r = 0; r < w.size(); ++r) EXPECT_EQ(names[static_cast<std::size_t>(r)], std::string(static_cast<std::size_t>(r), 'a'));
+    }
+  }
+  auto all = w.allgather(particle(w.rank()));
+  for (int r = 0; r < w.size(); ++r) EXPECT_EQ(all[static_cast<std::size_t>(r)], particle(r));
+}
+
+TEST(Collectives, InterleavedWithPointToPoint) {
+  auto& w = world();
+  auto half = w.split(w.rank() % 2, 0);
+  const int right = (w.rank() + 1) % w.size();
+  const int left = (w.rank() + w.size() - 1) % w.size();
+  for (int k = 0; k < 40; ++k) {
+    // A message in flight across a collective on the same communicator.
+    std::vector<int> msg(static_cast<std::size_t>(k % 3 == 0 ? 20000 : 3), w.rank() * 100 + k);
+    auto sreq = w.isend(msg, right, cohort::Tag{k % 5});
+    int sum = w.allreduce(k, std::plus<>{});
+    EXPECT_EQ(sum, k * w.size());
+    std::vector<int> got;
+    w.recv(got, left, cohort::Tag{k % 5});
+    sreq.wait();
+    ASSERT_EQ(got.size(), msg.size());
+    EXPECT_EQ(got[0], left * 100 + k);
+    // And on a sub-communicator, between collectives there.
+    std::int64_t hs = half->allreduce(static_cast<std::int64_t>(half->rank()), std::plus<>{});
+    if (half->size() > 1) {
+      const int hr = (half->rank() + 1) % half->size();
+      const int hl = (half->rank() + half->size() - 1) % half->size();
+      half->send(half->rank(), hr, cohort::Tag{1});
+      int from = -1;
+      half->recv(from, hl, cohort::Tag{1});
+      EXPECT_EQ(from, hl);
+    }
+    EXPECT_EQ(hs, static_cast<std::int64_t>(half->size()) * (half->size() - 1) / 2);
+    w.barrier();
+  }
+}
+
+}  // namespace
