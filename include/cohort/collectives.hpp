@@ -99,12 +99,23 @@ struct Combiner {
   std::uint32_t op_id;  // same operation and element type => same id (mismatch detection)
 };
 
+// The elementwise loop, written so that g++ vectorises it at -O2 as well as -O3 for arithmetic
+// types with std::plus<>, cohort::min, ...: `__restrict` parameters (acc and in never overlap:
+// no aliasing check), and blocks of a fixed 64 bytes (-O2's very cheap cost model vectorises a
+// loop only when no scalar remainder is needed; the tail is done separately).
+template <class T, class Op>
+inline void combine_loop(T* __restrict a, const T* __restrict b, std::size_t count, const Op& f) {
+  constexpr std::size_t kBlock = sizeof(T) < 64 ? 64 / sizeof(T) : 1;
+  std::size_t i = 0;
+  for (; i + kBlock <= count; i += kBlock) {
+    for (std::size_t j = 0; j < kBlock; ++j) a[i + j] = f(a[i + j], b[i + j]);
+  }
+  for (; i < count; ++i) a[i] = f(a[i], b[i]);
+}
+
 template <class T, class Op>
 void combine_elements(const void* op, void* acc, const void* in, std::size_t count) {
-  const Op& f = *static_cast<const Op*>(op);
-  T* __restrict a = static_cast<T*>(acc);
-  const T* __restrict b = static_cast<const T*>(in);
-  for (std::size_t i = 0; i < count; ++i) a[i] = f(a[i], b[i]);
+  combine_loop(static_cast<T*>(acc), static_cast<const T*>(in), count, *static_cast<const Op*>(op));
 }
 
 inline std::uint32_t type_id_hash(const char* s) noexcept {
