@@ -3,6 +3,7 @@
 #include <hwloc.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 #include <utility>
 
@@ -108,8 +109,17 @@ std::string_view to_string(MapPolicy policy) {
 }
 
 Topology Topology::load_system() {
+  // hwloc dlopens its I/O plugins (libxml2 with ICU, OpenCL, X11/GL, libpciaccess) at the first
+  // init: that costs more than the discovery itself, and placement needs none of them. Keep
+  // them out for this init only (the ranks inherit cohortrun's environment unchanged).
+  constexpr const char* kPluginVar = "HWLOC_PLUGINS_BLACKLIST";
+  const char* user_setting = std::getenv(kPluginVar);
+  std::optional<std::string> saved = user_setting != nullptr ? std::optional<std::string>(user_setting) : std::nullopt;
+  if (!saved) ::setenv(kPluginVar, "hwloc_xml_libxml,hwloc_opencl,hwloc_gl,hwloc_pci,hwloc_cuda,hwloc_nvml,hwloc_rsmi,hwloc_levelzero", 1);
   hwloc_topology_t t = nullptr;
-  if (hwloc_topology_init(&t) != 0) throw std::runtime_error("hwloc_topology_init failed");
+  int rc = hwloc_topology_init(&t);
+  if (!saved) ::unsetenv(kPluginVar);
+  if (rc != 0) throw std::runtime_error("hwloc_topology_init failed");
   Topology topo(t);
   hwloc_topology_set_cache_types_filter(t, HWLOC_TYPE_FILTER_KEEP_NONE);
   hwloc_topology_set_icache_types_filter(t, HWLOC_TYPE_FILTER_KEEP_NONE);

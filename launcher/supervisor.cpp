@@ -215,19 +215,20 @@ bool Job::prepare(const Placement& placement) {
   auto t0 = Clock::now();
   try {
     segment_fd_ = platform::create_shared_memory(fmt::format("cohort-job-{}", contract::format_job(job_)),
-                                                 layout.total_bytes);
+                                                 layout.total_bytes, layout.reserved_bytes());
     mapping_ = platform::Mapping(segment_fd_.get(), layout.total_bytes, "job segment");
   } catch (const std::system_error& e) {
     say(fmt::format("cannot create the job segment: {} ranks need {} bytes ({:.1f} MiB) of shared "
-                    "memory and the system refused ({}); free memory, raise the memory limit of "
-                    "this cgroup/container, or run fewer ranks", n_, layout.total_bytes,
-                    static_cast<double>(layout.total_bytes) / (1024.0 * 1024.0), e.what()));
+                    "memory up front and the system refused ({}); free memory, raise the memory "
+                    "limit of this cgroup/container, or run fewer ranks", n_, layout.reserved_bytes(),
+                    static_cast<double>(layout.reserved_bytes()) / (1024.0 * 1024.0), e.what()));
     return false;
   }
   segment_ = transport::Segment::format(mapping_.bytes(), n_, job_, placement.oversubscribed);
   if (o_.verbose) {
-    say(fmt::format("job {}: segment of {} bytes (memfd, fd {}) created in {:.2f} ms",
-                    contract::format_job(job_), layout.total_bytes, segment_fd_.get(), ms_since(t0)));
+    say(fmt::format("job {}: segment of {} bytes ({} reserved; memfd, fd {}) created in {:.2f} ms",
+                    contract::format_job(job_), layout.total_bytes, layout.reserved_bytes(),
+                    segment_fd_.get(), ms_since(t0)));
   }
 
   ranks_.resize(static_cast<std::size_t>(n_));

@@ -1,0 +1,82 @@
+"""launch suite: starting a job. Rows (BENCHMARKS.md):
+  launch_true   np = ranks: `cohortrun -n N /bin/true` vs `mpirun -n N /bin/true` (ms)
+  launch_hello  np = ranks: cohortrun + launch_hello_cohort vs mpirun + launch_hello_mpi (ms)
+  rss_hello     np = ranks: peak resident memory per rank of those hellos (MB, mean over ranks)
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from harness import RunError, alternate, build_mpi_program, median, row, run_command, time_command
+
+SUITE = "launch"
+TIMEOUT_S = 20.0  # Open MPI's mpirun sometimes hangs with fast-exiting ranks: such runs are dropped
+
+
+def _rss_mb(output: str) -> float:
+    values = [int(v) for v in re.findall(r"rss_kib=(\d+)", output)]
+    if not values:
+        raise RunError("no rss_kib line in the hello output")
+    return sum(values) / len(values) / 1024.0
+
+
+def _rows(bench: str, np: int, samples: dict, unit: str, scale: float = 1.0) -> list[dict]:
+    out = []
+    for impl, values in samples.items():
+        if values:
+            out.append(row(SUITE, bench, impl, np, 0, median(values) * scale, unit))
+    return out
+
+
+def run(ctx) -> list[dict]:
+    rows: list[dict] = []
+    repeats = ctx.repeats(15, 5)
+    mpi = ctx.mpi_available
+    if not mpi:
+        ctx.note("launch: mpirun not found, Cohort figures only")
+    mpi_env = ctx.mpi_env
+
+    # launch_true: the launchers alone.
+    for np in (1, 8, 32):
+        variants = {"cohort": lambda np=np: time_command(ctx.cohortrun(np, ["/bin/true"]), timeout=TIMEOUT_S)}
+        if mpi:
+            variants["openmpi"] = lambda np=np: time_command(ctx.mpirun(np, ["/bin/true"]), env=mpi_env,
+                                                             timeout=TIMEOUT_S)
+        rows += _rows("launch_true", np, alternate(variants, repeats, ctx=ctx), "ms", 1000.0)
+
+    # launch_hello and rss_hello: a hello world that initialises the runtime.
+    cohort_hello = ctx.bench_bin("launch_hello_cohort")
+    mpi_hello = None
+    if mpi:
+        try:
+            mpi_hello = ctx.bench_bin("launch_hello_mpi")
+            if not os.path.exists(mpi_hello):
+                mpi_hello = build_mpi_program(ctx, "bench/launch/hello_mpi.cpp", "launch_hello_mpi")
+        except RunError as e:
+            ctx.note(f"launch: cannot build the MPI hello: {e}")
+            mpi_hello = None
+    for np in (1, 8, 32):
+        rss: dict[str, list[float]] = {"cohort": [], "openmpi": []}
+
+        def cohort_run(np=np):
+            import time
+            t0 = time.perf_counter()
+            p = run_command(ctx.cohortrun(np, [cohort_hello]), timeout=TIMEOUT_S, capture=True)
+            elapsed = time.perf_counter() - t0
+            rss["cohort"].append(_rss_mb(p.stdout))
+            return elapsed
+
+        variants = {"cohort": cohort_run}
+        if mpi_hello:
+            def mpi_run(np=np):
+                import time
+                t0 = time.perf_counter()
+                p = run_command(ctx.mpirun(np, [mpi_hello]), env=mpi_env, timeout=TIMEOUT_S, capture=True)
+                elapsed = time.perf_counter() - t0
+                rss["openmpi"].append(_rss_mb(p.stdout))
+                return elapsed
+            variants["openmpi"] = mpi_run
+        rows += _rows("launch_hello", np, alternate(variants, repeats, ctx=ctx), "ms", 1000.0)
+        rows += _rows("rss_hello", np, {k: v for k, v in rss.items() if v}, "MB")
+    return rows
