@@ -6,7 +6,8 @@ package. A suite is a module bench/suites/<name>.py exposing
     def run(ctx: harness.Context) -> list[dict]
 
 that returns rows made with `harness.row(...)`. Suites are discovered by file name, so adding
-bench/suites/p2p.py is enough to get `scripts/bench p2p`.
+bench/suites/p2p.py is enough to get `scripts/bench p2p`. A suite written as a stand-alone
+script may instead expose `run(build_dir, quick=False)` returning the same rows.
 
 Helpers for suites:
   ctx.bin(name)                 path of build/bin/<name> (Cohort programs, cohortrun)

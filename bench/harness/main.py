@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -20,6 +21,16 @@ def discover() -> list[str]:
         if f.endswith(".py") and not f.startswith("_"):
             names.append(f[:-3])
     return names
+
+
+def call_suite(module, ctx: Context) -> list[dict]:
+    """Calls module.run: run(ctx) for harness-style suites, or run(build_dir, quick=...) for
+    suites written as stand-alone scripts that take the build directory."""
+    params = list(inspect.signature(module.run).parameters)
+    if params and params[0] == "ctx":
+        return list(module.run(ctx))
+    kwargs = {"quick": ctx.quick} if "quick" in params else {}
+    return list(module.run(ctx.build_dir, **kwargs))
 
 
 def print_table(rows: list[dict], notes: list[str]) -> None:
@@ -73,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"suites.{s}")
         t0 = time.time()
         print(f"== suite {s}", file=sys.stderr, flush=True)
-        suite_rows = module.run(ctx)
+        suite_rows = call_suite(module, ctx)
         rows.extend(suite_rows)
         print(f"== suite {s}: {len(suite_rows)} rows in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     print(f"\nscripts/bench {' '.join(argv if argv is not None else sys.argv[1:])}  "
