@@ -321,6 +321,21 @@ TEST_F(LauncherTest, MissingOrUnusableProgramIsReportedOnce) {
   EXPECT_EQ(lines_of(r.err).size(), 2u) << r.err;  // one error line + the usage line
 }
 
+TEST_F(LauncherTest, SegmentThatDoesNotFitIsReportedBeforeAnythingStarts) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "sanitizers need more address space than the limit this test sets";
+#else
+  // 300 ranks need hundreds of MiB of segment; 150 MB of address space cannot map it.
+  Result r = run({"-n", "1", "sh", "-c",
+                  "ulimit -v 150000 && exec \"$0\" \"$@\"", kCohortrun, "-n", "300", kRank, pidfile()});
+  EXPECT_EQ(r.code(), 2) << r.err;
+  EXPECT_NE(r.err.find("cannot create the job segment: 300 ranks need"), std::string::npos) << r.err;
+  // The inner cohortrun says it once; the outer one reports its rank's exit code.
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;
+  EXPECT_TRUE(list_dir(dir_).count("pid.0") == 0);
+#endif
+}
+
 // ---- output -----------------------------------------------------------------------------------
 
 TEST_F(LauncherTest, TaggedOutputKeepsEveryLineIntactUnderHeavyConcurrentOutput) {
