@@ -149,8 +149,13 @@ RecvTarget recv_target(T& out) {
 
 template <class T>
 void Communicator::send(const T& data, int dest, Tag tag) {
-  auto& scratch = detail::send_scratch();
-  detail::p2p_send(impl(), dest, tag, detail::send_buffer(data, scratch));
+  detail::check_transmittable<T>();
+  if constexpr (format_of<T> == MessageFormat::raw) {
+    auto bytes = detail::raw_bytes(data);
+    detail::p2p_send(impl(), dest, tag, {bytes.data(), bytes.size(), MessageFormat::raw, 0});
+  } else {
+    detail::p2p_send(impl(), dest, tag, detail::send_buffer(data, detail::send_scratch()));
+  }
 }
 
 template <class T>

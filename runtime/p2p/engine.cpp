@@ -1,6 +1,7 @@
 #include "runtime/p2p/engine.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -33,6 +34,10 @@ const char* format_name(std::uint8_t kind) noexcept {
   return "an unknown format";
 }
 
+// Hot polls before the Waiter takes over (only when not oversubscribed).
+constexpr int kHotPolls = 512;
+constexpr std::uint64_t kHotPollsMinPatience = 1000;
+
 std::string tag_text(int tag) { return tag < 0 ? std::string("any tag") : fmt::format("tag {}", tag); }
 
 }  // namespace
@@ -49,11 +54,24 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
       out_(static_cast<std::size_t>(size)),
       posted_from_(static_cast<std::size_t>(size)),
       probing_from_(static_cast<std::size_t>(size)) {
+  // Tuning knobs for bench/ experiments (every rank must see the same values): use only part of
+  // the stream, and another chunk size.
+  std::size_t stream_limit = boxes_.layout().stream_bytes;
+  if (const char* v = std::getenv("COHORT_P2P_STREAM_BYTES")) {
+    std::size_t want = std::bit_floor(static_cast<std::size_t>(std::strtoull(v, nullptr, 10)));
+    if (want >= 4096 && want < stream_limit) stream_limit = want;
+  }
+  if (const char* v = std::getenv("COHORT_P2P_CHUNK_BYTES")) {
+    std::size_t want = static_cast<std::size_t>(std::strtoull(v, nullptr, 10));
+    if (want >= 512) chunk_ = want;
+  }
   for (int r = 0; r < size; ++r) {
     if (r == self) continue;
     auto ri = static_cast<std::size_t>(r);
     transport::PairView incoming = boxes_.pair(r, self);
     transport::PairView outgoing = boxes_.pair(self, r);
+    incoming.stream_bytes = stream_limit;
+    outgoing.stream_bytes = stream_limit;
     in_[ri].ring = transport::RingConsumer(incoming);
     in_[ri].stream = transport::StreamConsumer(incoming, chunk_);
     out_[ri].ring = transport::RingProducer(outgoing);
@@ -66,7 +84,7 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
                  "cohort: p2p: %d ranks; per pair: ring %zu B (messages <= %zu B inline), stream "
                  "%zu B in %zu B chunks (pipelined copy through shared memory; CMA not used); "
                  "mailbox area %zu B\n",
-                 size, l.ring_bytes, l.eager_max_bytes, l.stream_bytes, chunk_, l.total_bytes);
+                 size, l.ring_bytes, l.eager_max_bytes, stream_limit, chunk_, l.total_bytes);
   }
 }
 
@@ -590,8 +608,16 @@ int Engine::lost_peer(const Operation& op) {
 
 template <class Done>
 void Engine::block(std::span<Operation* const> ops, Done&& done) {
-  std::uint64_t polls = 0;
   const std::uint64_t patience = waiter_.policy().spins;
+  // With a core of our own, poll hot (no pause) for a few microseconds first: a cross-core
+  // hand-off takes ~50-200 ns and a pause instruction can cost ~40 ns of it.
+  if (patience >= kHotPollsMinPatience) {
+    for (int i = 0; i < kHotPolls; ++i) {
+      progress(false);
+      if (done()) return;
+    }
+  }
+  std::uint64_t polls = 0;
   Operation* lost_op = nullptr;
   auto ready = [&] {
     progress(++polls > patience);

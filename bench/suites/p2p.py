@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Suite `p2p`: Cohort point-to-point next to the same programs over plain Open MPI, np = 2.
+
+OSU-style: `latency` (ping-pong, one-way us, 8 B .. 4 MiB), `bandwidth` (windows of 64 isends,
+GB/s, 8 B .. 4 MiB), `message_rate` (8 B, msg/s), `latency_cereal_struct` (a small struct with a
+string, cereal-serialized; the MPI program serializes with cereal, sends, probes and decodes) and
+`latency_vector_double_1000` (std::vector<double> of 1000 elements). One rank per core: cohortrun
+binds by default, mpirun gets --bind-to core. Cohort and Open MPI alternate (A B A B ...); the
+median of the repeats is reported with the ratio cohort / openmpi (for bandwidth and rate, higher
+is better).
+
+  python3 bench/suites/p2p.py --build build [--quick] [--json FILE] [--bench latency]
+
+Binaries: BUILD/bin/cohortrun, BUILD/bin/p2p_cohort and BUILD/bin/p2p_mpi (bench/p2p).
+`run(build, quick, ...)` returns the JSON rows, for a harness that imports this file.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+LAT_SIZES = [8, 64, 512, 4096, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20]
+BW_SIZES = [8, 512, 4096, 64 << 10, 1 << 20, 4 << 20]
+BENCHES = ["latency", "bandwidth", "message_rate", "latency_cereal_struct", "latency_vector_double_1000"]
+
+
+def iterations(bench, size, quick):
+    if bench in ("bandwidth", "message_rate"):
+        it = 2000 if size <= 4096 else (200 if size <= 64 << 10 else 20)
+    else:
+        it = 100000 if size <= 4096 else (5000 if size <= 64 << 10 else 300)
+    return max(10, it // 5) if quick else it
+
+
+def mpi_env():
+    env = dict(os.environ)
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    return env
+
+
+def run_one(cmd, env):
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    for line in out.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError("no result from %s\nstdout: %s\nstderr: %s" % (" ".join(cmd), out.stdout, out.stderr[-2000:]))
+
+
+def cases(benches):
+    for b in benches:
+        if b == "latency":
+            sizes = LAT_SIZES
+        elif b == "bandwidth":
+            sizes = BW_SIZES
+        elif b == "message_rate":
+            sizes = [8]
+        elif b == "latency_vector_double_1000":
+            sizes = [8000]
+        else:
+            sizes = [0]
+        for s in sizes:
+            yield b, s
+
+
+def run(build, quick=False, benches=None, repeats=None):
+    bin_dir = os.path.join(build, "bin")
+    cohortrun = os.path.join(bin_dir, "cohortrun")
+    cohort_bin = os.path.join(bin_dir, "p2p_cohort")
+    mpi_bin = os.path.join(bin_dir, "p2p_mpi")
+    have_mpi = os.path.exists(mpi_bin)
+    repeats = repeats or (3 if quick else 5)
+    env = mpi_env()
+    rows = []
+    for b, s in cases(benches or BENCHES):
+        it = iterations(b, s, quick)
+        args = [b, str(s), str(it), str(max(2, it // 10))]
+        impls = [("cohort", [cohortrun, "-n", "2", cohort_bin] + args)]
+        if have_mpi:
+            impls.append(("openmpi", ["mpirun", "-n", "2", "--bind-to", "core", mpi_bin] + args))
+        values = {name: [] for name, _ in impls}
+        unit = "us"
+        for _ in range(repeats):
+            for name, cmd in impls:  # alternate A B A B
+                r = run_one(cmd, env)
+                values[name].append(r["value"])
+                unit = r["unit"]
+        for name, _ in impls:
+            rows.append({"suite": "p2p", "bench": b, "impl": name, "np": 2, "bytes": s,
+                         "value": round(statistics.median(values[name]), 6), "unit": unit})
+        line = "%-28s %8s  cohort %12.4g" % (b, s, rows[-len(impls)]["value"])
+        if have_mpi:
+            c, m = rows[-2]["value"], rows[-1]["value"]
+            line += "  openmpi %12.4g  ratio %.2f %s" % (m, c / m if m else float("nan"), unit)
+        print(line, flush=True)
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", default=os.environ.get("COHORT_BUILD", "build"))
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json")
+    p.add_argument("--bench", action="append")
+    p.add_argument("--repeats", type=int)
+    a = p.parse_args()
+    rows = run(a.build, a.quick, a.bench, a.repeats)
+    if a.json:
+        with open(a.json, "a") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
