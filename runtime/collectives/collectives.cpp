@@ -58,7 +58,8 @@ Engine::Engine(const transport::Segment& segment, int self, bool oversubscribed)
       // The launcher may not know that the job is oversubscribed (e.g. unbound ranks): collective
       // waits also yield early when ranks outnumber the cpus this rank may run on.
       waiter_(segment, self, oversubscribed || segment.ranks() > online_cpus()),
-      self_(self) {}
+      self_(self),
+      oversubscribed_(oversubscribed || segment.ranks() > online_cpus()) {}
 
 namespace {
 
@@ -748,6 +749,42 @@ void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::b
   }
 }
 
+/// Flat (everyone reads everyone: one hop, lowest latency while every rank has a cpu) or
+/// gather-release through rank 0 (two hops, but O(n) wake-ups instead of O(n^2): better when
+/// ranks outnumber cpus and waiting ranks sleep).
+bool use_flat(const Call& call) {
+  return call.n() <= 2 || (!call.comm().runtime().collectives().oversubscribed() && call.n() <= 8);
+}
+
+/// Gather-release through rank 0 for barrier (op == nullptr, bytes 0) and small allreduce:
+/// members publish their contribution for rank 0; rank 0 combines in rank order and publishes
+/// the result (the release) once for everyone.
+void gather_release(Call& call, const Descriptor& d, const std::byte* in, std::byte* out,
+                    std::size_t bytes, const detail::Combiner* op) {
+  const int n = call.n();
+  static const std::byte kNothing{};
+  if (call.me() != 0) {
+    call.publish_main(d, bytes > 0 ? in : &kNothing, bytes, {0}, 0, 0);
+    Incoming release = incoming(0, 0, bytes, out, bytes);
+    call.wait_open(release, d);
+    if (bytes > 0) copy_bytes(out, release.inline_data, bytes);
+    call.release_main(0);
+    return;
+  }
+  std::vector<Incoming> ins(static_cast<std::size_t>(n));
+  std::byte acc[kCollectiveInlineBytes];
+  copy_bytes(acc, in, bytes);
+  for (int r = 1; r < n; ++r) {
+    auto& i = ins[static_cast<std::size_t>(r)];
+    i = incoming(r, 0, bytes, nullptr, bytes);
+    call.wait_open(i, d);
+    if (op != nullptr) combine(*op, acc, i.inline_data, bytes);
+    call.release_main(r);
+  }
+  call.publish_main(d, bytes > 0 ? acc : &kNothing, bytes, others(call), 0, 0);
+  copy_bytes(out, acc, bytes);
+}
+
 void allreduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v,
                     std::size_t bytes, const detail::Combiner& op, Kind kind) {
   const auto* in = static_cast<const std::byte*>(in_v);
@@ -764,6 +801,10 @@ void allreduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_
     return;
   }
   Descriptor d{kind, -1, bytes, static_cast<std::uint32_t>(op.elem_bytes), op.op_id};
+  if (!use_flat(call)) {
+    gather_release(call, d, in, out, bytes, &op);
+    return;
+  }
   static const std::byte kNothing{};
   call.publish_main(d, bytes > 0 ? in : &kNothing, bytes, others(call), 0, 0);
   std::vector<Incoming> ins(static_cast<std::size_t>(n));
@@ -1133,6 +1174,10 @@ void collective_barrier(CommunicatorImpl& comm) {
   Call call(comm, Kind::barrier);
   if (call.n() == 1) return;
   Descriptor d{Kind::barrier, -1, 0, 1, 0};
+  if (!collectives::use_flat(call)) {
+    collectives::gather_release(call, d, nullptr, nullptr, 0, nullptr);
+    return;
+  }
   Outgoing out;
   out.d = d;
   out.main_readers = collectives::others(call);

@@ -39,6 +39,9 @@ class Engine {
   [[nodiscard]] const transport::CollectiveArea& area() const noexcept { return area_; }
   [[nodiscard]] transport::Waiter& waiter() noexcept { return waiter_; }
   [[nodiscard]] int self() const noexcept { return self_; }
+  /// More ranks than cpus (launcher's word, or the machine's cpu count): collectives prefer
+  /// algorithms with fewer wake-ups over the lowest latency.
+  [[nodiscard]] bool oversubscribed() const noexcept { return oversubscribed_; }
 
   // Publisher bookkeeping (this rank's block).
   // Per main: cumulative reads announced, and the world ranks reading its current publication.
@@ -63,6 +66,7 @@ class Engine {
   transport::CollectiveArea area_;
   transport::Waiter waiter_;
   int self_;
+  bool oversubscribed_;
   bool progressing_ = false;
 };
 
