@@ -102,6 +102,7 @@ const char* kind_name(std::uint16_t k) {
 }
 
 constexpr std::uint16_t kFlagInline = 1;
+constexpr std::uint16_t kFlagError = 2;  // a root found a mismatch: its readers throw too
 
 struct Descriptor {
   Kind kind;
@@ -233,7 +234,7 @@ class Call {
   /// Publishes this rank's main lines (after the previous publication's readers are done).
   void publish_main(const Descriptor& d, const void* inline_data, std::uint64_t inline_bytes,
                     const std::vector<int>& readers, std::uint64_t first_chunk,
-                    std::uint32_t chunk_bytes) {
+                    std::uint32_t chunk_bytes, std::uint16_t extra_flags = 0) {
     const int self = engine_.self();
     auto& consumed = area_.main_consumed(self, main_).value;
     auto& expected = engine_.main_expected[main_];
@@ -245,7 +246,7 @@ class Call {
     transport::CollectiveMain& m = area_.main(self, main_);
     m.step = 0;
     m.kind = static_cast<std::uint16_t>(d.kind);
-    m.flags = inline_data != nullptr ? kFlagInline : 0;
+    m.flags = static_cast<std::uint16_t>((inline_data != nullptr ? kFlagInline : 0) | extra_flags);
     m.root = d.root;
     m.op_id = d.op_id;
     m.bytes = d.bytes;
@@ -378,6 +379,11 @@ class Call {
                                                                in.expect_total);
     if (in.offset + in.length > m.bytes) {
       mismatch(in.peer, "a buffer of bytes", m.bytes, in.offset + in.length);
+    }
+    if ((m.flags & kFlagError) != 0) {
+      throw CollectiveMismatch(fmt::format("{}: rank {} found that the ranks called this collective "
+                                           "inconsistently (its own error names them)",
+                                           where(), in.peer));
     }
     in.opened = true;
     in.total = m.bytes;
@@ -766,7 +772,18 @@ void gather_release(Call& call, const Descriptor& d, const std::byte* in, std::b
   if (call.me() != 0) {
     call.publish_main(d, bytes > 0 ? in : &kNothing, bytes, {0}, 0, 0);
     Incoming release = incoming(0, 0, bytes, out, bytes);
-    call.wait_open(release, d);
+    if (!call.main_ready(0)) {
+      // The release depends on every member's arrival: any lost member makes it impossible.
+      const auto& seg = call.comm().runtime().segment();
+      call.wait([&] { return call.main_ready(0); },
+                [&] {
+                  for (int r = 0; r < n; ++r) {
+                    if (!seg.alive(call.world(r))) return call.world(r);
+                  }
+                  return -1;
+                });
+    }
+    call.open(release, d);
     if (bytes > 0) copy_bytes(out, release.inline_data, bytes);
     call.release_main(0);
     return;
@@ -774,12 +791,18 @@ void gather_release(Call& call, const Descriptor& d, const std::byte* in, std::b
   std::vector<Incoming> ins(static_cast<std::size_t>(n));
   std::byte acc[kCollectiveInlineBytes];
   copy_bytes(acc, in, bytes);
-  for (int r = 1; r < n; ++r) {
-    auto& i = ins[static_cast<std::size_t>(r)];
-    i = incoming(r, 0, bytes, nullptr, bytes);
-    call.wait_open(i, d);
-    if (op != nullptr) combine(*op, acc, i.inline_data, bytes);
-    call.release_main(r);
+  try {
+    for (int r = 1; r < n; ++r) {
+      auto& i = ins[static_cast<std::size_t>(r)];
+      i = incoming(r, 0, bytes, nullptr, bytes);
+      call.wait_open(i, d);
+      if (op != nullptr) combine(*op, acc, i.inline_data, bytes);
+      call.release_main(r);
+    }
+  } catch (const CollectiveMismatch&) {
+    // Tell the members, who would otherwise wait for a release that never comes.
+    call.publish_main(d, bytes > 0 ? acc : &kNothing, bytes, others(call), 0, 0, kFlagError);
+    throw;
   }
   call.publish_main(d, bytes > 0 ? acc : &kNothing, bytes, others(call), 0, 0);
   copy_bytes(out, acc, bytes);

@@ -29,6 +29,14 @@ TEST(Mismatch, AllreduceCountsDiffer) {
   }
 }
 
+TEST(Mismatch, AllreduceOneRankDiffers) {
+  // Every rank learns of it, whichever algorithm runs (flat, or gather-release through rank 0).
+  auto& w = world();
+  if (w.size() < 2) GTEST_SKIP();
+  std::vector<float> v(w.rank() == w.size() - 1 ? 3 : 2, 1.0f);
+  EXPECT_THROW(w.allreduce(v, std::plus<>{}), cohort::CollectiveMismatch);
+}
+
 TEST(Mismatch, DifferentOperations) {
   auto& w = world();
   if (w.size() < 2) GTEST_SKIP();
