@@ -23,8 +23,8 @@
 /// point-to-point, collectives, shared arrays and locks work among them exactly as under
 /// cohortrun. They are pinned one per core while they fit (as cohortrun does), die with the parent
 /// (PR_SET_PDEATHSIG), and when one dies the others' blocked calls raise cohort::PeerLost.
-/// A callable may take `cohort::Communicator&` or nothing, and return void or a value that is
-/// trivially copyable, a std::string or a std::vector of trivially copyable elements.
+/// A callable may take `cohort::Communicator&` or nothing, and return void or any value Cohort can
+/// send (raw bytes, cereal or Boost.Serialization: cohort/serialization.hpp).
 /// An exception escaping the callable ends that rank with exit code 1; results() then throws
 /// cohort::SpawnError naming each failed rank and its message.
 #pragma once
@@ -44,6 +44,7 @@
 
 #include "cohort/communicator.hpp"
 #include "cohort/errors.hpp"
+#include "cohort/serialization.hpp"
 
 namespace cohort {
 
@@ -77,28 +78,26 @@ class ResultSink {
 
 using RankBody = std::function<void(Communicator&, ResultSink&)>;
 
-template <class T>
-struct IsRawVector : std::false_type {};
-template <class T, class A>
-struct IsRawVector<std::vector<T, A>> : std::bool_constant<std::is_trivially_copyable_v<T>> {};
-
-/// A value that can travel back to the parent as raw bytes.
+/// A value that can travel back to the parent: raw bytes or cereal/Boost (cohort/serialization.hpp).
 template <class R>
-concept RawResult = std::is_trivially_copyable_v<R> || std::same_as<R, std::string> ||
-                    IsRawVector<R>::value;
+concept SpawnResult = Transmittable<R> && !is_span<R>::value;
 
 template <class R>
 void put_result(ResultSink& sink, const R& r) {
-  if constexpr (std::is_trivially_copyable_v<R>) {
+  if constexpr (RawValue<R>) {
     sink.write_result(&r, sizeof(R));
-  } else {
+  } else if constexpr (RawContainer<R>) {
     sink.write_result(r.data(), r.size() * sizeof(typename R::value_type));
+  } else {
+    std::vector<std::byte> bytes;
+    encode(r, bytes);
+    sink.write_result(bytes.data(), bytes.size());
   }
 }
 
 template <class R>
 R get_result(const std::vector<std::byte>& bytes, int rank) {
-  if constexpr (std::is_trivially_copyable_v<R>) {
+  if constexpr (RawValue<R>) {
     if (bytes.size() != sizeof(R)) {
       throw TypeMismatch("spawn: rank " + std::to_string(rank) + " returned " +
                          std::to_string(bytes.size()) + " bytes, the requested result type has " +
@@ -107,7 +106,7 @@ R get_result(const std::vector<std::byte>& bytes, int rank) {
     R r;
     std::memcpy(&r, bytes.data(), sizeof(R));
     return r;
-  } else {
+  } else if constexpr (RawContainer<R>) {
     using V = typename R::value_type;
     if (bytes.size() % sizeof(V) != 0) {
       throw TypeMismatch("spawn: rank " + std::to_string(rank) + " returned " +
@@ -116,10 +115,19 @@ R get_result(const std::vector<std::byte>& bytes, int rank) {
     R r(bytes.size() / sizeof(V), V{});
     if (!bytes.empty()) std::memcpy(r.data(), bytes.data(), bytes.size());
     return r;
+  } else {
+    R r{};
+    try {
+      decode(std::span<const std::byte>(bytes), r);
+    } catch (const std::exception& e) {
+      throw DeserializeError("spawn: the result of rank " + std::to_string(rank) +
+                             " could not be decoded as the requested type: " + e.what());
+    }
+    return r;
   }
 }
 
-/// Adapts a user callable (with or without a Communicator&, returning void or a RawResult).
+/// Adapts a user callable (with or without a Communicator&, returning void or a SpawnResult).
 template <class Fn>
 RankBody make_body(Fn fn) {
   return [fn = std::move(fn)](Communicator& comm, ResultSink& sink) mutable {
@@ -128,9 +136,10 @@ RankBody make_body(Fn fn) {
       if constexpr (std::is_void_v<R>) {
         fn(comm);
       } else {
-        static_assert(RawResult<R>,
-                      "cohort::spawn: the callable's result must be trivially copyable, a "
-                      "std::string or a std::vector of trivially copyable elements");
+        static_assert(SpawnResult<R>,
+                      "cohort::spawn: the callable's result must be something Cohort can send "
+                      "(trivially copyable, a contiguous container of such, or cereal/Boost "
+                      "serializable)");
         put_result(sink, fn(comm));
       }
     } else {
@@ -140,9 +149,10 @@ RankBody make_body(Fn fn) {
       if constexpr (std::is_void_v<R>) {
         fn();
       } else {
-        static_assert(RawResult<R>,
-                      "cohort::spawn: the callable's result must be trivially copyable, a "
-                      "std::string or a std::vector of trivially copyable elements");
+        static_assert(SpawnResult<R>,
+                      "cohort::spawn: the callable's result must be something Cohort can send "
+                      "(trivially copyable, a contiguous container of such, or cereal/Boost "
+                      "serializable)");
         put_result(sink, fn());
       }
     }
@@ -204,6 +214,17 @@ class Job {
       out.push_back(detail::get_result<R>(result_bytes(r), r));
     }
     return out;
+  }
+  /// Waits for `rank`, then returns its result, whatever the other ranks did; throws
+  /// cohort::SpawnError if that rank returned none (it failed, or called exit()).
+  template <class R>
+  R result(int rank) {
+    (void)process(rank).join();
+    if (!has_result(rank)) {
+      throw SpawnError("cohort::spawn: rank " + std::to_string(rank) +
+                       " ended without returning a result");
+    }
+    return detail::get_result<R>(result_bytes(rank), rank);
   }
   /// Joins, then throws cohort::SpawnError if any rank failed.
   void check();

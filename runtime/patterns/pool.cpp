@@ -1,0 +1,352 @@
+// The engine behind pool_map & co: a shared chunk counter, per-rank claim records, result frames
+// to the root over a private communicator, dead-worker handling and the progress bar.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "cohort/pool.hpp"
+#include "cohort/shared.hpp"
+#include "runtime/platform/process.hpp"
+#include "runtime/runtime.hpp"
+#include "runtime/transport/waiter.hpp"
+
+namespace cohort::detail {
+namespace {
+
+constexpr Tag kChunkTag{1};
+constexpr Tag kDoneTag{2};
+constexpr Tag kEndTag{3};
+
+/// Written by its rank only; read by the root when the rank dies.
+struct alignas(64) Claim {
+  std::atomic<std::uint64_t> generation;  // the call it belongs to (+1; 0: none)
+  std::atomic<std::uint64_t> first;
+  std::atomic<std::uint64_t> last;
+};
+
+/// Shared per communicator: two chunk counters used by alternate calls (the root resets the one
+/// the next call uses while every worker is provably past it), then one claim per rank.
+struct alignas(64) PoolShared {
+  std::atomic<std::uint64_t> next[2];
+};
+
+struct CachedPool {
+  std::optional<Communicator> comm;  // private message space for pool traffic
+  PoolShared* shared = nullptr;
+  Claim* claims = nullptr;
+  std::uint64_t calls = 0;
+};
+
+std::mutex g_cache_mutex;
+std::map<std::uint32_t, CachedPool> g_cache;  // by the user communicator's context
+
+void init_pool_shared(std::span<std::byte> block, const void*) {
+  new (block.data()) PoolShared{};
+}
+
+class ProgressBar {
+ public:
+  ProgressBar(std::size_t total, bool enabled)
+      : total_(total), enabled_(enabled), tty_(::isatty(STDERR_FILENO) == 1),
+        start_(Clock::now()), last_(start_) {}
+
+  void update(std::size_t done, bool final = false) {
+    if (!enabled_) return;
+    auto now = Clock::now();
+    auto since = now - last_;
+    if (!final && since < (tty_ ? std::chrono::milliseconds(100) : std::chrono::seconds(1))) return;
+    if (!final && done == last_done_) return;
+    last_ = now;
+    last_done_ = done;
+    double elapsed = std::chrono::duration<double>(now - start_).count();
+    double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
+    double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0.0;
+    int pct = total_ == 0 ? 100 : static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total_));
+    if (tty_) {
+      constexpr int kWidth = 30;
+      int filled = pct * kWidth / 100;
+      std::string bar(static_cast<std::size_t>(filled), '=');
+      if (filled < kWidth) bar += '>';
+      bar.resize(kWidth, ' ');
+      std::fprintf(stderr, "\r[%s] %zu/%zu %3d%% %.0f items/s ETA %.0fs%s", bar.c_str(), done,
+                   total_, pct, rate, eta, final ? "\n" : "");
+    } else {
+      std::fprintf(stderr, "pool: %zu/%zu items (%d%%), %.0f items/s, ETA %.0f s\n", done, total_,
+                   pct, rate, eta);
+    }
+    std::fflush(stderr);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  std::size_t total_;
+  bool enabled_;
+  bool tty_;
+  Clock::time_point start_, last_;
+  std::size_t last_done_ = SIZE_MAX;
+};
+
+}  // namespace
+
+struct PoolContext {
+  PoolContext(Communicator c, PoolShared* s, Claim* cl, std::uint64_t g, std::size_t n,
+              std::size_t ch, int r)
+      : comm(std::move(c)), shared(s), claims(cl), generation(g), items(n), chunk(ch), root(r) {}
+  Communicator comm;  // the private one
+  PoolShared* shared;
+  Claim* claims;
+  std::uint64_t generation;  // this call's number (1, 2, ...)
+  std::size_t items;
+  std::size_t chunk;
+  int root;
+  // Root only:
+  std::vector<char> covered;
+  std::size_t covered_count = 0;
+  std::vector<char> finished;  // per rank: done, or dead and handled
+  int unfinished = 0;
+  bool root_claims_done = false;  // the counter is exhausted for the root too
+  std::optional<ProgressBar> bar;
+
+  [[nodiscard]] std::atomic<std::uint64_t>& counter() const {
+    return shared->next[generation % 2];
+  }
+  [[nodiscard]] const transport::Segment& segment() const {
+    return comm.impl().runtime().segment();
+  }
+  [[nodiscard]] int world_rank(int r) const { return comm.impl().world_rank(r); }
+};
+
+PoolRun::PoolRun(Communicator& comm, std::size_t items, const PoolOptions& options)
+    : options_(options), is_root_(comm.rank() == options.root) {
+  if (options.root < 0 || options.root >= comm.size()) {
+    throw InvalidArgument(fmt::format("pool: root {} is not a rank of a communicator of {}",
+                                      options.root, comm.size()));
+  }
+  CachedPool* cached = nullptr;
+  {
+    std::lock_guard lock(g_cache_mutex);
+    cached = &g_cache[comm.impl().context()];
+  }
+  if (!cached->comm) {
+    // First pool call on this communicator (collective, so on every rank in the same order).
+    cached->comm = comm.dup();
+    std::span<std::byte> block =
+        attach_shared(*cached->comm, sizeof(PoolShared), 64, &init_pool_shared, nullptr);
+    cached->shared = reinterpret_cast<PoolShared*>(block.data());
+    std::span<std::byte> claims = attach_shared(
+        *cached->comm, sizeof(Claim) * static_cast<std::size_t>(comm.size()), 64, nullptr, nullptr);
+    cached->claims = reinterpret_cast<Claim*>(claims.data());
+  }
+  ++cached->calls;
+  const std::size_t ranks = static_cast<std::size_t>(comm.size());
+  std::size_t chunk = options.chunk_size;
+  if (chunk == 0) chunk = std::clamp<std::size_t>(items / (ranks * 8), 1, 1 << 16);
+  ctx_ = std::make_unique<PoolContext>(*cached->comm, cached->shared, cached->claims,
+                                       cached->calls, items, chunk, options.root);
+  if (is_root_) {
+    ctx_->covered.assign(items, 0);
+    ctx_->finished.assign(ranks, 0);
+    ctx_->finished[static_cast<std::size_t>(options.root)] = 1;
+    ctx_->unfinished = comm.size() - 1;
+    ctx_->bar.emplace(items, options.progress);
+  }
+}
+
+PoolRun::~PoolRun() = default;
+
+std::optional<std::pair<std::size_t, std::size_t>> PoolRun::claim() {
+  PoolContext& c = *ctx_;
+  Claim& mine = c.claims[c.comm.rank()];
+  std::uint64_t first = c.counter().fetch_add(c.chunk, std::memory_order_relaxed);
+  if (first >= c.items) {
+    mine.generation.store(0, std::memory_order_release);
+    if (is_root_) c.root_claims_done = true;
+    if (!is_root_) {
+      std::uint64_t done = 1;
+      c.comm.send(done, c.root, kDoneTag);
+    }
+    return std::nullopt;
+  }
+  std::uint64_t last = std::min<std::uint64_t>(first + c.chunk, c.items);
+  // Record the claim before working on it: if this rank dies, the root knows which items it held.
+  mine.generation.store(0, std::memory_order_relaxed);
+  mine.first.store(first, std::memory_order_relaxed);
+  mine.last.store(last, std::memory_order_relaxed);
+  mine.generation.store(c.generation, std::memory_order_release);
+  return std::pair<std::size_t, std::size_t>(first, last);
+}
+
+void PoolRun::send_chunk(std::size_t first, std::size_t last) {
+  std::vector<std::byte>& frame = writer_.bytes();
+  std::uint64_t header[2] = {first, last};
+  frame.insert(frame.begin(), reinterpret_cast<const std::byte*>(header),
+               reinterpret_cast<const std::byte*>(header) + sizeof header);
+  ctx_->comm.send(frame, ctx_->root, kChunkTag);
+}
+
+void PoolRun::computed_locally(std::size_t first, std::size_t last) {
+  PoolContext& c = *ctx_;
+  for (std::size_t i = first; i < last; ++i) {
+    if (c.covered[i] != 0) {
+      throw Error(fmt::format("pool: item {} delivered twice (internal error)", i));
+    }
+    c.covered[i] = 1;
+  }
+  c.covered_count += last - first;
+}
+
+bool PoolRun::complete() const noexcept {
+  return ctx_->root_claims_done && ctx_->unfinished == 0 && ctx_->covered_count == ctx_->items;
+}
+
+PoolRun::Event PoolRun::next_event(bool block) {
+  PoolContext& c = *ctx_;
+  Event ev;
+  for (;;) {
+    // 1. Messages from workers.
+    while (auto st = c.comm.iprobe(any_source, any_tag)) {
+      if (st->tag == kDoneTag) {
+        std::uint64_t done = 0;
+        c.comm.recv(done, st->source, kDoneTag);
+        if (!c.finished[static_cast<std::size_t>(st->source)]) {
+          c.finished[static_cast<std::size_t>(st->source)] = 1;
+          --c.unfinished;
+        }
+        continue;
+      }
+      c.comm.recv(ev.frame, st->source, st->tag);
+      if (ev.frame.size() < 2 * sizeof(std::uint64_t)) throw DeserializeError("pool: short frame");
+      std::uint64_t header[2];
+      std::memcpy(header, ev.frame.data(), sizeof header);
+      if (header[0] > header[1] || header[1] > c.items) throw DeserializeError("pool: bad frame");
+      ev.kind = Event::chunk;
+      ev.first = header[0];
+      ev.last = header[1];
+      ev.offset = sizeof header;
+      computed_locally(ev.first, ev.last);
+      return ev;
+    }
+    // 2. Workers that died before saying they were done.
+    for (int r = 0; r < c.comm.size(); ++r) {
+      if (c.finished[static_cast<std::size_t>(r)] || c.segment().alive(c.world_rank(r))) continue;
+      // Its last messages may have arrived after the probe above: look once more.
+      if (c.comm.iprobe(r, any_tag)) break;
+      c.finished[static_cast<std::size_t>(r)] = 1;
+      --c.unfinished;
+      const Claim& claim = c.claims[r];
+      if (claim.generation.load(std::memory_order_acquire) != c.generation) continue;
+      std::size_t first = claim.first.load(std::memory_order_relaxed);
+      std::size_t last = claim.last.load(std::memory_order_relaxed);
+      if (first >= last || last > c.items || c.covered[first]) continue;
+      const transport::RankSlot& slot = c.segment().slot(c.world_rank(r));
+      std::string how = "left the pool";
+      if (slot.state.load() == static_cast<std::uint32_t>(transport::RankState::exited)) {
+        int st = slot.exit_status.load();
+        how = WIFSIGNALED(st) ? fmt::format("was killed by {}", platform::signal_name(WTERMSIG(st)))
+                              : fmt::format("exited with code {}", WEXITSTATUS(st));
+      }
+      ev.kind = options_.retry_lost_items ? Event::rerun : Event::lost;
+      ev.first = first;
+      ev.last = last;
+      ev.reason = fmt::format("pool worker rank {} {} while running this item", r, how);
+      computed_locally(first, last);
+      return ev;
+    }
+    // 3. Every worker accounted for: items nobody holds (a worker died between taking them from
+    //    the counter and recording its claim) are run here.
+    if (c.root_claims_done && c.unfinished == 0 && c.covered_count < c.items) {
+      std::size_t first = 0;
+      while (c.covered[first]) ++first;
+      std::size_t last = first;
+      while (last < c.items && !c.covered[last]) ++last;
+      ev.kind = Event::rerun;
+      ev.first = first;
+      ev.last = last;
+      computed_locally(first, last);
+      return ev;
+    }
+    if (!block || complete()) return ev;  // none
+    // 4. Sleep until a message arrives or a rank dies (its supervisor wakes every rank).
+    transport::Waiter& waiter = c.comm.impl().runtime().waiter();
+    auto ready = [&] {
+      if (c.comm.iprobe(any_source, any_tag)) return true;
+      for (int r = 0; r < c.comm.size(); ++r) {
+        if (!c.finished[static_cast<std::size_t>(r)] && !c.segment().alive(c.world_rank(r))) return true;
+      }
+      return false;
+    };
+    waiter.wait(ready,
+                transport::WaitFor{transport::WaitOp::recv, -1, kChunkTag.value(), c.comm.impl().context()},
+                [] { return -1; }, [](int) {});
+  }
+}
+
+void PoolRun::progress(std::size_t done) {
+  if (ctx_->bar) ctx_->bar->update(done, done == ctx_->items && complete());
+}
+
+std::pair<std::string, std::vector<std::byte>> PoolRun::finish(std::string report,
+                                                               std::vector<std::byte> results) {
+  PoolContext& c = *ctx_;
+  if (is_root_) {
+    // Every worker is past this call's counter: reset the one the next call will use.
+    c.shared->next[(c.generation + 1) % 2].store(0, std::memory_order_relaxed);
+    std::vector<std::byte> end;
+    auto len = static_cast<std::uint64_t>(report.size());
+    auto* p = reinterpret_cast<const std::byte*>(&len);
+    end.insert(end.end(), p, p + sizeof len);
+    end.insert(end.end(), reinterpret_cast<const std::byte*>(report.data()),
+               reinterpret_cast<const std::byte*>(report.data()) + report.size());
+    if (options_.everywhere) end.insert(end.end(), results.begin(), results.end());
+    for (int r = 0; r < c.comm.size(); ++r) {
+      if (r != c.root && c.segment().alive(c.world_rank(r))) c.comm.send(end, r, kEndTag);
+    }
+    return {std::move(report), std::move(results)};
+  }
+  std::vector<std::byte> end;
+  c.comm.recv(end, c.root, kEndTag);
+  std::uint64_t len = 0;
+  if (end.size() < sizeof len) throw DeserializeError("pool: short end frame");
+  std::memcpy(&len, end.data(), sizeof len);
+  if (end.size() - sizeof len < len) throw DeserializeError("pool: bad end frame");
+  std::string text(reinterpret_cast<const char*>(end.data()) + sizeof len, len);
+  std::vector<std::byte> rest(end.begin() + static_cast<std::ptrdiff_t>(sizeof len + len), end.end());
+  return {std::move(text), std::move(rest)};
+}
+
+std::string pool_failure_report(const std::vector<std::pair<std::size_t, std::string>>& failures,
+                                std::size_t items) {
+  if (failures.empty()) return {};
+  std::string out = fmt::format("pool: {} of {} items failed:", failures.size(), items);
+  std::size_t shown = 0;
+  for (const auto& [index, message] : failures) {
+    if (++shown > 20) {
+      out += fmt::format("\n  ... and {} more", failures.size() - 20);
+      break;
+    }
+    out += fmt::format("\n  item {}: {}", index, message);
+  }
+  return out;
+}
+
+void throw_pool_error(PoolSummary&& summary) {
+  throw PoolError(std::move(summary.failures), summary.report);
+}
+
+}  // namespace cohort::detail
+
+namespace cohort {
+
+Pool::Pool(int processes, SpawnOptions spawn)
+    : processes_(processes > 0 ? processes : static_cast<int>(platform::current_affinity().size())),
+      spawn_(spawn) {}
+
+}  // namespace cohort
