@@ -29,7 +29,11 @@ namespace cohort {
 
 namespace detail {
 struct Operation;
-}
+/// Returns a finished operation to its engine's pool.
+struct OperationDeleter {
+  void operator()(Operation* op) const noexcept;
+};
+}  // namespace detail
 
 /// A pending non-blocking operation. Any call that waits (wait, test, a blocking send or
 /// receive) also advances every other pending operation of this rank.
@@ -53,8 +57,8 @@ class Request {
   /// True until wait()/test() has returned the completion.
   [[nodiscard]] bool active() const noexcept { return op_ != nullptr; }
 
-  /// Internal: wraps a pending operation.
-  explicit Request(std::shared_ptr<detail::Operation> op) noexcept : op_(std::move(op)) {}
+  /// Internal: takes ownership of a pending operation.
+  explicit Request(detail::Operation* op) noexcept : op_(op) {}
   /// Internal: an operation that completed at once.
   static Request completed(const Status& status) noexcept {
     Request r;
@@ -64,8 +68,7 @@ class Request {
   [[nodiscard]] detail::Operation* operation() const noexcept { return op_.get(); }
 
  private:
-  friend struct RequestAccess;
-  std::shared_ptr<detail::Operation> op_;
+  std::unique_ptr<detail::Operation, detail::OperationDeleter> op_;
   Status status_;
 };
 

@@ -176,7 +176,9 @@ class ByteSink final : public std::streambuf {
 /// A streambuf reading a byte span.
 class ByteSource final : public std::streambuf {
  public:
-  explicit ByteSource(std::span<const std::byte> in) noexcept {
+  ByteSource() = default;
+  explicit ByteSource(std::span<const std::byte> in) noexcept { reset(in); }
+  void reset(std::span<const std::byte> in) noexcept {
     char* p = const_cast<char*>(reinterpret_cast<const char*>(in.data()));
     setg(p, p, p + in.size());
   }
@@ -208,7 +210,8 @@ void encode(const T& value, std::vector<std::byte>& out) {
 /// Decodes a serialized value; throws on a malformed payload or leftover bytes.
 template <class T>
 void decode(std::span<const std::byte> bytes, T& value) {
-  ByteSource source(bytes);
+  thread_local ByteSource source;  // reused: a streambuf's constructor copies the global locale
+  source.reset(bytes);
   if constexpr (format_of<T> == MessageFormat::cereal) {
     thread_local std::istream is(nullptr);
     is.rdbuf(&source);

@@ -77,12 +77,16 @@ std::optional<Status> Communicator::iprobe(int source, Tag tag) {
 
 // ---- Request --------------------------------------------------------------------------------
 
+void detail::OperationDeleter::operator()(detail::Operation* op) const noexcept {
+  op->engine->release(op);
+}
+
 Request::Request(Request&& other) noexcept
     : op_(std::move(other.op_)), status_(other.status_) {}
 
 Request& Request::operator=(Request&& other) noexcept {
   if (this != &other) {
-    Request old(std::move(*this));
+    if (op_ != nullptr) Request old(std::move(*this));  // completes or cancels the old one
     op_ = std::move(other.op_);
     status_ = other.status_;
   }
@@ -138,8 +142,8 @@ std::vector<Status> collect(std::span<Request> requests) {
 }  // namespace
 
 std::vector<Status> wait_all(std::span<Request> requests) {
-  std::vector<detail::Operation*> ops;
-  ops.reserve(requests.size());
+  thread_local std::vector<detail::Operation*> ops;
+  ops.clear();
   p2p::Engine* engine = nullptr;
   for (Request& r : requests) {
     ops.push_back(r.operation());
@@ -150,8 +154,8 @@ std::vector<Status> wait_all(std::span<Request> requests) {
 }
 
 Completion wait_any(std::span<Request> requests) {
-  std::vector<detail::Operation*> ops;
-  ops.reserve(requests.size());
+  thread_local std::vector<detail::Operation*> ops;
+  ops.clear();
   p2p::Engine* engine = nullptr;
   for (Request& r : requests) {
     ops.push_back(r.operation());

@@ -53,7 +53,8 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
       in_(static_cast<std::size_t>(size)),
       out_(static_cast<std::size_t>(size)),
       posted_from_(static_cast<std::size_t>(size)),
-      probing_from_(static_cast<std::size_t>(size)) {
+      probing_from_(static_cast<std::size_t>(size)),
+      is_unwoken_(static_cast<std::size_t>(size), false) {
   // Tuning knobs for bench/ experiments (every rank must see the same values): use only part of
   // the stream, and another chunk size.
   std::size_t stream_limit = boxes_.layout().stream_bytes;
@@ -65,6 +66,7 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
     std::size_t want = static_cast<std::size_t>(std::strtoull(v, nullptr, 10));
     if (want >= 512) chunk_ = want;
   }
+  chunk_ = std::min(chunk_, stream_limit / 2);  // whole-chunk hand-offs need two chunks of room
   for (int r = 0; r < size; ++r) {
     if (r == self) continue;
     auto ri = static_cast<std::size_t>(r);
@@ -86,6 +88,43 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
                  "mailbox area %zu B\n",
                  size, l.ring_bytes, l.eager_max_bytes, stream_limit, chunk_, l.total_bytes);
   }
+}
+
+Operation* Engine::acquire() {
+  if (pool_.empty()) {
+    auto* op = new Operation;
+    op->engine = this;
+    return op;
+  }
+  Operation* op = pool_.back().release();
+  pool_.pop_back();
+  return op;
+}
+
+void Engine::release(Operation* op) noexcept {
+  constexpr std::size_t kMaxPooled = 1024;
+  if (pool_.size() >= kMaxPooled) {
+    delete op;
+    return;
+  }
+  op->reset();
+  try {
+    pool_.emplace_back(op);
+  } catch (...) {
+    delete op;
+  }
+}
+
+// Small isends skip the fenced wake check (a full fence per message would halve the message
+// rate); the next progress call does one fence for all of them. A receiver that went to sleep in
+// exactly that window is woken then, or by its futex time slice.
+void Engine::flush_wakes() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (int d : unwoken_) {
+    is_unwoken_[static_cast<std::size_t>(d)] = false;
+    if (segment_.slot(d).sleeping.load(std::memory_order_relaxed) != 0) segment_.wake(d);
+  }
+  unwoken_.clear();
 }
 
 // ---- matching -------------------------------------------------------------------------------
@@ -234,8 +273,7 @@ void Engine::complete_recv(Operation& op, const Envelope& env, std::size_t bytes
     }
   }
   op.done = true;
-  auto& slot = segment_.slot(self_);
-  slot.progress.store(slot.progress.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  ++completed_;
 }
 
 void Engine::complete_send(Operation& op) noexcept {
@@ -243,8 +281,7 @@ void Engine::complete_send(Operation& op) noexcept {
   op.done = true;
   op.status = Status{comm_rank(*op.comm, op.peer), Tag{op.tag}, op.buffer.bytes};
   op.keep_alive.reset();
-  auto& slot = segment_.slot(self_);
-  slot.progress.store(slot.progress.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  ++completed_;
 }
 
 void Engine::fail(Operation& op, std::exception_ptr error) noexcept {
@@ -374,23 +411,28 @@ Request Engine::isend(CommunicatorImpl& comm, int dest, int tag, const SendBuffe
   if (o.queue.empty() && b.bytes <= eager_max_) {
     transport::FrameMeta meta{tag, comm.context(), b.fingerprint, static_cast<std::uint8_t>(b.format), 0};
     if (o.ring.try_write(meta, {b.data, b.bytes})) {
-      segment_.wake(dest);
+      auto d = static_cast<std::size_t>(dest);
+      if (segment_.slot(dest).sleeping.load(std::memory_order_relaxed) != 0) {
+        segment_.wake(dest);
+      } else if (!is_unwoken_[d]) {
+        is_unwoken_[d] = true;
+        unwoken_.push_back(dest);
+      }
       return Request::completed(done_status);
     }
   }
-  auto op = std::make_shared<Operation>();
+  Operation* op = acquire();
   op->kind = Operation::Kind::send;
-  op->engine = this;
   op->comm = &comm;
   op->peer = dest;
   op->tag = tag;
   op->buffer = b;
   op->keep_alive = std::move(keep_alive);
   if (o.queue.empty()) ++active_sends_;
-  o.queue.push_back(op.get());
+  o.queue.push_back(op);
   op->queued = true;
   push_sends(dest);
-  return Request(std::move(op));
+  return Request(op);
 }
 
 // ---- receiving ------------------------------------------------------------------------------
@@ -422,7 +464,10 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
     }
     return true;
   }
-  if (large && !drain_all && !should_drain(source)) return false;
+  // Nobody here wants it (yet): leave it in the ring, where a receive posted later takes it
+  // directly. Drained when a posted receive or probe might want a later message from this
+  // source, or when this rank has waited a while (then nothing can deadlock on a full ring).
+  if (!drain_all && !should_drain(source)) return false;
   std::unique_ptr<std::byte[]> data(new std::byte[total]);
   if (!large && total != 0) in.ring.read(data.get(), total);
   Unexpected& e = unexpected_.emplace_back(
@@ -469,6 +514,7 @@ bool Engine::poll_source(int source, bool drain_all) {
 
 bool Engine::progress(bool drain_all) {
   bool did = false;
+  if (!unwoken_.empty()) flush_wakes();
   if (active_sends_ > 0) {
     for (int d = 0; d < size_; ++d) {
       if (!out_[static_cast<std::size_t>(d)].queue.empty() && push_sends(d)) did = true;
@@ -513,9 +559,8 @@ Status Engine::recv(CommunicatorImpl& comm, int source, int tag, const RecvTarge
 }
 
 Request Engine::irecv(CommunicatorImpl& comm, int source, int tag, const RecvTarget& t) {
-  auto op = std::make_shared<Operation>();
+  Operation* op = acquire();
   op->kind = Operation::Kind::recv;
-  op->engine = this;
   op->comm = &comm;
   op->peer = source;
   op->tag = tag;
@@ -523,7 +568,7 @@ Request Engine::irecv(CommunicatorImpl& comm, int source, int tag, const RecvTar
   op->storage = &op->own_storage;
   post(*op);
   if (!op->done) progress(false);
-  return Request(std::move(op));
+  return Request(op);
 }
 
 std::optional<Status> Engine::iprobe(CommunicatorImpl& comm, int source, int tag) {
@@ -658,6 +703,9 @@ void Engine::block(std::span<Operation* const> ops, Done&& done) {
       break;
     }
   }
+  // Completions become visible in the rank's slot when it waits (hang reports): a store to that
+  // line per message would bounce it between the cores, since senders read `sleeping` there.
+  segment_.slot(self_).progress.store(completed_, std::memory_order_relaxed);
   transport::WaitFor what{};
   if (first != nullptr) {
     what.op = first->kind == Operation::Kind::send ? transport::WaitOp::send : transport::WaitOp::recv;

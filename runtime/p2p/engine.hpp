@@ -64,6 +64,9 @@ class Engine {
   void poll() { progress(false); }
   /// Removes an unmatched receive; returns false if it already matched.
   bool cancel(Operation& op) noexcept;
+  /// A pooled operation for a Request, and its return (Request owns it in between).
+  Operation* acquire();
+  void release(Operation* op) noexcept;
 
  private:
   struct Envelope {
@@ -149,6 +152,11 @@ class Engine {
   std::list<Unexpected> unexpected_;  // in arrival order
   std::vector<std::byte> scratch_;    // blocking receives of serialized payloads
   int active_sends_ = 0;              // destinations with a non-empty queue
+  std::uint64_t completed_ = 0;       // operations completed (published to the slot when waiting)
+  std::vector<std::unique_ptr<Operation>> pool_;  // free operations
+  std::vector<int> unwoken_;          // destinations written to without a fenced wake check
+  std::vector<bool> is_unwoken_;
+  void flush_wakes() noexcept;
 };
 
 }  // namespace cohort::p2p

@@ -41,6 +41,20 @@ struct Operation {
   std::shared_ptr<const void> keep_alive;
   bool header_sent = false;
   std::size_t streamed = 0;
+
+  /// Back to the state of a fresh operation, keeping allocated capacity (pooled reuse).
+  void reset() noexcept {
+    done = posted = queued = header_sent = false;
+    peer = tag = matched_source = -1;
+    status = Status{};
+    error = nullptr;
+    target = RecvTarget{};
+    storage = nullptr;
+    own_storage.clear();
+    buffer = SendBuffer{};
+    keep_alive.reset();
+    streamed = 0;
+  }
 };
 
 }  // namespace cohort::detail

@@ -229,11 +229,14 @@ class StreamProducer {
   std::size_t write(const std::byte* src, std::size_t n) noexcept {
     std::size_t done = 0;
     while (done < n) {
+      // Whole chunks only (or the message's tail): copying into every sliver of free space
+      // would degrade into tiny hand-offs ("silly window").
+      const std::size_t need = std::min(chunk_, n - done);
       std::size_t free = v_.stream_bytes - static_cast<std::size_t>(tail_ - cached_head_);
-      if (free < std::min(chunk_, n - done)) {
+      if (free < need) {
         cached_head_ = v_.consumer->stream_head.load(std::memory_order_acquire);
         free = v_.stream_bytes - static_cast<std::size_t>(tail_ - cached_head_);
-        if (free == 0) {
+        if (free < need) {
           if (!flagged_) {
             v_.producer->stream_waiting.store(1, std::memory_order_relaxed);
             flagged_ = true;
@@ -241,7 +244,7 @@ class StreamProducer {
           std::atomic_thread_fence(std::memory_order_seq_cst);
           cached_head_ = v_.consumer->stream_head.load(std::memory_order_acquire);
           free = v_.stream_bytes - static_cast<std::size_t>(tail_ - cached_head_);
-          if (free == 0) break;
+          if (free < need) break;
         }
       }
       if (flagged_) {
@@ -276,11 +279,12 @@ class StreamConsumer {
   std::size_t read(std::byte* dst, std::size_t n) noexcept {
     std::size_t done = 0;
     while (done < n) {
+      const std::size_t need = std::min(chunk_, n - done);  // whole chunks, as written
       std::size_t avail = static_cast<std::size_t>(cached_tail_ - head_);
-      if (avail == 0) {
+      if (avail < need) {
         cached_tail_ = v_.producer->stream_tail.load(std::memory_order_acquire);
         avail = static_cast<std::size_t>(cached_tail_ - head_);
-        if (avail == 0) break;
+        if (avail < need) break;
       }
       std::size_t k = std::min({avail, n - done, chunk_});
       if (dst != nullptr) ring_detail::copy_out(v_.stream, v_.stream_bytes, head_, dst + done, k);
