@@ -113,6 +113,7 @@ class Job {
   void flush_all();
   void teardown(Reason reason);
   void signal_running(int signal);
+  void wake_attached();
   std::vector<int> running_ranks() const;
   int running_count() const;
 
@@ -128,6 +129,7 @@ class Job {
   platform::FileDescriptor dev_null_;
   bool piped_ = false;
   sigset_t child_mask_{};
+  long open_files_limit_ = -1;
   std::optional<platform::SignalChannel> signals_;
   platform::Poller poller_;
   std::string out_buffer_;
@@ -193,9 +195,10 @@ int Job::run() {
     std::sort(terminated_.begin(), terminated_.end());
     say(fmt::format("rank{} {} terminated by cohortrun ({})", terminated_.size() > 1 ? "s" : "",
                     format_ranks(terminated_),
-                    reason_ == Reason::timeout     ? "timeout"
-                    : reason_ == Reason::interrupt ? fmt::format("cohortrun got {}", platform::signal_name(interrupt_signal_))
-                                                   : "another rank failed"));
+                    reason_ == Reason::timeout        ? "timeout"
+                    : reason_ == Reason::interrupt    ? fmt::format("cohortrun got {}", platform::signal_name(interrupt_signal_))
+                    : reason_ == Reason::launch_error ? "the job could not be started"
+                                                      : "another rank failed"));
   }
   if (o_.verbose) say(fmt::format("job ended after {:.1f} ms", ms_since(start_)));
   switch (reason_) {
@@ -257,6 +260,7 @@ bool Job::prepare(const Placement& placement) {
     return false;
   }
 
+  open_files_limit_ = platform::raise_open_files_limit();
   child_mask_ = platform::block_signals(kBlockedSignals);
   signals_.emplace(kHandledSignals);
   poller_.add(signals_->fd(), make_tag(Kind::signals, 0));
@@ -308,6 +312,8 @@ void Job::spawn_all(const Placement& placement) {
     req.cpu_mask = mask.empty() ? nullptr : mask.data();
     req.cpu_mask_bytes = mask.bytes();
     req.signal_mask = &child_mask_;
+    req.open_files_limit = open_files_limit_;
+    bool watched = false;
     try {
       platform::Pipe out_pipe;
       platform::Pipe err_pipe;
@@ -324,6 +330,7 @@ void Job::spawn_all(const Placement& placement) {
       rank.running = true;
       rank.pidfd = platform::open_pidfd(rank.pid);
       poller_.add(rank.pidfd.get(), make_tag(Kind::pidfd, r));
+      watched = true;
       if (piped_) {
         std::string prefix = o_.tag_output ? fmt::format("[{}] ", r) : std::string();
         rank.out.pipe = std::move(out_pipe.read);
@@ -334,6 +341,10 @@ void Job::spawn_all(const Placement& placement) {
         poller_.add(rank.err.pipe.get(), make_tag(Kind::err, r));
       }
     } catch (const std::system_error& e) {
+      if (rank.running && !watched) {  // started but not supervised: stop it here
+        platform::kill_and_reap(rank.pid);
+        rank.running = false;
+      }
       say(fmt::format("cannot start rank {} of {}: {}; terminating the {} rank(s) already started",
                       r, n_, e.what(), r));
       teardown(Reason::launch_error);
@@ -460,7 +471,7 @@ void Job::on_exit(int r) {
   transport::RankSlot& slot = segment_.slot(r);
   slot.exit_status.store(status, std::memory_order_relaxed);
   slot.state.store(static_cast<std::uint32_t>(transport::RankState::exited), std::memory_order_release);
-  segment_.wake_all();
+  wake_attached();
   if (piped_) {  // everything the rank wrote is in its pipes now
     pump(r, false, true);
     pump(r, true, true);
@@ -514,6 +525,19 @@ void Job::teardown(Reason reason) {
   signal_running(SIGTERM);
   kill_deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                       std::chrono::duration<double>(o_.grace_seconds));
+}
+
+void Job::wake_attached() {
+  // Only attached ranks can be asleep on their doorbell: a job of programs that never attach
+  // (`cohortrun -n 32 /bin/true`) is spared n^2 futex calls. A rank attaching right now
+  // re-checks its peers within its sleep slice anyway.
+  for (int r = 0; r < n_; ++r) {
+    if (segment_.slot(r).state.load(std::memory_order_acquire) ==
+        static_cast<std::uint32_t>(transport::RankState::attached)) {
+      segment_.wake_all();
+      return;
+    }
+  }
 }
 
 void Job::signal_running(int signal) {

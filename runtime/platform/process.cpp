@@ -107,6 +107,13 @@ bool child_dup(int from, int to) noexcept {
     if (::getppid() != parent) ::_exit(127);  // the launcher died before prctl: do not run
   }
   if (r.signal_mask != nullptr) ::sigprocmask(SIG_SETMASK, r.signal_mask, nullptr);
+  if (r.open_files_limit >= 0) {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+      lim.rlim_cur = static_cast<rlim_t>(r.open_files_limit);
+      ::setrlimit(RLIMIT_NOFILE, &lim);
+    }
+  }
   if (r.cpu_mask != nullptr &&
       ::sched_setaffinity(0, r.cpu_mask_bytes, reinterpret_cast<const cpu_set_t*>(r.cpu_mask)) != 0) {
     child_fail(r, "bind to its cpus");
@@ -128,6 +135,23 @@ pid_t spawn(const SpawnRequest& request) {
   if (pid < 0) throw_errno(fmt::format("fork (to start {})", request.path));
   if (pid == 0) child_main(request, parent);
   return pid;
+}
+
+void kill_and_reap(pid_t pid) noexcept {
+  ::kill(pid, SIGKILL);
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+long raise_open_files_limit() noexcept {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return -1;
+  long previous = static_cast<long>(lim.rlim_cur);
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) return -1;
+  }
+  return previous;
 }
 
 CpuMask::CpuMask(std::span<const unsigned> cpus) {

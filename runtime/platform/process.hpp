@@ -58,12 +58,20 @@ struct SpawnRequest {
   std::size_t cpu_mask_bytes = 0;
   bool die_with_parent = true;         // PR_SET_PDEATHSIG(SIGKILL), race with the parent closed
   const sigset_t* signal_mask = nullptr;  // mask the child starts with (the parent blocks some)
+  long open_files_limit = -1;          // RLIMIT_NOFILE soft limit restored in the child (>= 0)
 };
 
 /// fork + child setup + execve. Returns the child's pid; throws std::system_error if fork fails.
 /// If the child cannot be set up or exec fails, it writes one line naming `request.path` to its
 /// stderr and exits with 127 (as a shell does).
 pid_t spawn(const SpawnRequest& request);
+
+/// Kills `pid` (SIGKILL) and reaps it: for a child that could not be put under supervision.
+void kill_and_reap(pid_t pid) noexcept;
+
+/// Raises this process's soft limit of open files to the hard limit (a job holds a pidfd and up
+/// to two pipes per rank) and returns the previous soft limit, for spawn() to restore in children.
+long raise_open_files_limit() noexcept;
 
 /// A CPU set in the kernel's format (array of unsigned long bits), for spawn() and affinity.
 class CpuMask {

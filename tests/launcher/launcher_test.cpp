@@ -199,7 +199,7 @@ TEST_F(LauncherTest, ExitsWithTheFailingRanksCodeAndTerminatesTheOthers) {
 }
 
 TEST_F(LauncherTest, TheFirstFailureDecidesTheExitCode) {
-  Result r = run({"-n", "3", kRank, "exit:5@2", "sleep:400", "exit:9"});
+  Result r = run({"-n", "3", kRank, "exit:5@2", "sleep:3000", "exit:9"});
   EXPECT_EQ(r.code(), 5) << r.err;
 }
 
