@@ -75,9 +75,9 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
     incoming.stream_bytes = stream_limit;
     outgoing.stream_bytes = stream_limit;
     in_[ri].ring = transport::RingConsumer(incoming);
-    in_[ri].stream = transport::StreamConsumer(incoming, chunk_);
+    in_[ri].stream = transport::StreamConsumer(incoming);
     out_[ri].ring = transport::RingProducer(outgoing);
-    out_[ri].stream = transport::StreamProducer(outgoing, chunk_);
+    out_[ri].stream = transport::StreamProducer(outgoing);
     sources_.push_back(r);
   }
   if (const char* d = std::getenv("COHORT_DEBUG"); d != nullptr && d[0] == '1' && self == 0) {
@@ -348,7 +348,7 @@ bool Engine::push_sends(int dest) {
       op.header_sent = true;
       wrote = true;
     }
-    std::size_t n = o.stream.write(b.data + op.streamed, b.bytes - op.streamed);
+    std::size_t n = o.stream.write(b.data + op.streamed, b.bytes - op.streamed, chunk_for(b.bytes));
     if (n != 0) {
       op.streamed += n;
       wrote = true;
@@ -482,7 +482,7 @@ bool Engine::pump_stream(int source) {
   while (!in.transfers.empty()) {
     Transfer& t = in.transfers.front();
     std::byte* dst = t.dest != nullptr ? t.dest + (t.total - t.remaining) : nullptr;
-    std::size_t got = in.stream.read(dst, t.remaining);
+    std::size_t got = in.stream.read(dst, t.remaining, chunk_for(t.total));
     if (got == 0) break;
     did = true;
     t.remaining -= got;

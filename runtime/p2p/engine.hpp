@@ -17,6 +17,8 @@
 // Single-threaded: only the owning rank's thread calls an Engine.
 #pragma once
 
+#include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <deque>
 #include <list>
@@ -132,6 +134,12 @@ class Engine {
            probing_from_[static_cast<std::size_t>(source)] > 0;
   }
   [[nodiscard]] bool alive(int rank) const noexcept { return segment_.alive(rank); }
+  // Chunk size of a large message: a quarter of it (so that sender and receiver copy at the
+  // same time even for the smallest ones), at least 4 KiB, at most chunk_.
+  [[nodiscard]] std::size_t chunk_for(std::size_t total) const noexcept {
+    std::size_t c = std::bit_floor(total / 4);
+    return c < 4096 ? std::min<std::size_t>(4096, chunk_) : std::min(c, chunk_);
+  }
 
   transport::Segment segment_;
   transport::Waiter& waiter_;

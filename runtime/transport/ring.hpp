@@ -222,11 +222,12 @@ class RingConsumer {
 class StreamProducer {
  public:
   StreamProducer() = default;
-  StreamProducer(const PairView& v, std::size_t chunk) noexcept : v_(v), chunk_(chunk) {}
+  explicit StreamProducer(const PairView& v) noexcept : v_(v) {}
 
-  /// Copies up to `n` bytes in chunks, publishing each; returns how many were written. Raises
-  /// the waiting flag when the stream is full before `n` bytes went in.
-  std::size_t write(const std::byte* src, std::size_t n) noexcept {
+  /// Copies up to `n` bytes in chunks of `chunk` (at most half the stream), publishing each;
+  /// returns how many were written. Raises the waiting flag when the stream is full before `n`
+  /// bytes went in. The consumer must read with the same chunk size.
+  std::size_t write(const std::byte* src, std::size_t n, std::size_t chunk_) noexcept {
     std::size_t done = 0;
     while (done < n) {
       // Whole chunks only (or the message's tail): copying into every sliver of free space
@@ -262,7 +263,6 @@ class StreamProducer {
 
  private:
   PairView v_;
-  std::size_t chunk_ = 0;
   std::uint64_t tail_ = 0;
   std::uint64_t cached_head_ = 0;
   bool flagged_ = false;
@@ -272,11 +272,11 @@ class StreamProducer {
 class StreamConsumer {
  public:
   StreamConsumer() = default;
-  StreamConsumer(const PairView& v, std::size_t chunk) noexcept : v_(v), chunk_(chunk) {}
+  explicit StreamConsumer(const PairView& v) noexcept : v_(v) {}
 
-  /// Copies up to `n` available bytes to `dst` (or skips them when `dst` is null), freeing each
-  /// chunk as it goes; returns how many were taken.
-  std::size_t read(std::byte* dst, std::size_t n) noexcept {
+  /// Copies up to `n` available bytes to `dst` (or skips them when `dst` is null) in whole
+  /// chunks of `chunk` (as written), freeing each as it goes; returns how many were taken.
+  std::size_t read(std::byte* dst, std::size_t n, std::size_t chunk_) noexcept {
     std::size_t done = 0;
     while (done < n) {
       const std::size_t need = std::min(chunk_, n - done);  // whole chunks, as written
@@ -302,7 +302,6 @@ class StreamConsumer {
 
  private:
   PairView v_;
-  std::size_t chunk_ = 0;
   std::uint64_t head_ = 0;
   std::uint64_t cached_tail_ = 0;
 };

@@ -117,19 +117,19 @@ TEST(ByteStream, ThreadsMoveMegabytesInChunks) {
   std::vector<std::byte> src(kTotal);
   for (std::size_t i = 0; i < kTotal; ++i) src[i] = pattern(i, i >> 12);
   std::thread producer([&] {
-    StreamProducer p(v, 1024);
+    StreamProducer p(v);
     std::size_t done = 0;
     while (done < kTotal) {
-      std::size_t n = p.write(src.data() + done, std::min<std::size_t>(kTotal - done, 3001));
+      std::size_t n = p.write(src.data() + done, std::min<std::size_t>(kTotal - done, 3001), 1024);
       if (n == 0) std::this_thread::yield();
       done += n;
     }
   });
-  StreamConsumer c(v, 1024);
+  StreamConsumer c(v);
   std::vector<std::byte> dst(kTotal);
   std::size_t done = 0;
   while (done < kTotal) {
-    std::size_t n = c.read(dst.data() + done, kTotal - done);
+    std::size_t n = c.read(dst.data() + done, kTotal - done, 1024);
     if (n == 0) std::this_thread::yield();
     done += n;
     (void)c.producer_needs_wake();
