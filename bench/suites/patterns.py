@@ -1,0 +1,62 @@
+"""patterns suite: the multiprocessing layer against Python's multiprocessing (2 workers).
+Rows (BENCHMARKS.md): pool_map_chunk1, pool_map_auto (tasks/s, np = workers), spawn_join_100 (ms,
+np = 100), cpu_bound_speedup (ratio, np = workers); the queue and pipe rows come from
+patterns_queue.py when it exists. Each figure is the median of the program's own repeats, and
+the programs alternate A B A B.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+
+from harness import ROOT, RunError, alternate, median, row, run_command
+
+SUITE = "patterns"
+WORKERS = 2
+PY = os.path.join(ROOT, "bench", "pool", "pool_py.py")
+
+
+def _value(output: str, name: str) -> float:
+    m = re.search(rf"{name}=([0-9.]+)", output)
+    if not m:
+        raise RunError(f"no {name}= line in: {output[-200:]}")
+    return float(m.group(1))
+
+
+def _measure(ctx, bench: str, np: int, unit: str, name: str, cohort_argv, python_argv,
+             repeats: int) -> list[dict]:
+    variants = {
+        "cohort": lambda: _value(run_command(cohort_argv, timeout=120, capture=True).stdout, name),
+        "python": lambda: _value(run_command(python_argv, timeout=300, capture=True).stdout, name),
+    }
+    samples = alternate(variants, repeats, warmup=0, ctx=ctx)
+    return [row(SUITE, bench, impl, np, 0, median(v), unit) for impl, v in samples.items() if v]
+
+
+def run(ctx) -> list[dict]:
+    rows: list[dict] = []
+    bench = ctx.bench_bin("pool_bench")
+    outer = ctx.repeats(5, 2)
+    inner = "5" if not ctx.quick else "3"
+    n = "100000"
+    for label, chunk in (("pool_map_chunk1", "1"), ("pool_map_auto", "0")):
+        rows += _measure(ctx, label, WORKERS, "tasks/s", "tasks_per_s",
+                         ctx.cohortrun(WORKERS, [bench, "map", n, chunk, inner]),
+                         [sys.executable, PY, "map", n, chunk, inner, str(WORKERS)], outer)
+    rows += _measure(ctx, "spawn_join_100", 100, "ms", "ms", [bench, "spawn", "100", inner],
+                     [sys.executable, PY, "spawn", "100", inner], outer)
+    rows += _measure(ctx, "cpu_bound_speedup", WORKERS, "ratio", "speedup",
+                     ctx.cohortrun(WORKERS, [bench, "cpu", inner]),
+                     [sys.executable, PY, "cpu", "3" if not ctx.quick else "1", str(WORKERS)],
+                     ctx.repeats(3, 1))
+    # Queue and pipe rows live in their own module (a leading underscore keeps the harness from
+    # running it as a suite of its own).
+    try:
+        extra = importlib.import_module("suites._patterns_queue")
+    except ImportError:
+        extra = None
+    if extra is not None and hasattr(extra, "run"):
+        rows += extra.run(ctx)
+    return rows
