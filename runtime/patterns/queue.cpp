@@ -83,7 +83,8 @@ struct QueueShared {
   alignas(64) std::atomic<std::uint32_t> producers_sleeping;
   std::atomic<std::uint32_t> space_event;
   // JoinableQueue accounting.
-  alignas(64) std::atomic<std::int64_t> unfinished;
+  // Unfinished items = claimed puts (enqueue_pos) - finished; no counting on the put path.
+  alignas(64) std::atomic<std::uint64_t> finished;  // task_done() calls + items lost
   std::atomic<std::uint32_t> joiners;
   std::atomic<std::uint32_t> done_event;
   std::atomic<std::uint64_t> lost;
@@ -242,26 +243,35 @@ class View {
 
 std::size_t chunks_for(std::size_t bytes) { return (bytes + kChunkBytes - 1) / kChunkBytes; }
 
+/// Wakes `count` sleepers on `event`.
+void wake(std::atomic<std::uint32_t>& event, int count) noexcept {
+  event.fetch_add(1, std::memory_order_seq_cst);
+  platform::futex_wake(event, count);
+}
+
 /// Wakes one sleeper on `event` if the `sleeping` count says there is one. The caller has made
 /// its change visible (seq_cst fence before the load pairs with the sleeper's increment).
 void wake_if_sleeping(std::atomic<std::uint32_t>& sleeping, std::atomic<std::uint32_t>& event,
                       int count) noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleeping.load(std::memory_order_relaxed) != 0) {
-    event.fetch_add(1, std::memory_order_seq_cst);
-    platform::futex_wake(event, count);
-  }
+  if (sleeping.load(std::memory_order_relaxed) != 0) wake(event, count);
 }
 
 /// The waiting loop shared by put, get and join: `attempt()` returns true when done (it may
 /// also set a result and return true); `slow()` is called before each sleep (repairs, liveness)
 /// and returns a member whose loss makes the wait hopeless, or -1; without a time limit, after one
-/// more attempt, `on_lost(member)` throws (a timed wait simply times out). Spins, yields, then sleeps on `event` with `sleeping` incremented.
-/// Returns false on timeout.
-template <class Attempt, class Slow, class OnLost>
+/// more attempt, `on_lost(member)` throws (a timed wait simply times out). Spins, yields, then
+/// sleeps on `event` with `sleeping` incremented. Returns false on timeout.
+///
+/// No fence on the fast path: a waker does its claim (a seq_cst CAS on a position) and then loads
+/// `sleeping`; a sleeper increments `sleeping` (seq_cst) and then checks `pending()`, which says
+/// whether such a claim has happened (the item or the space it waits for is on its way). One of
+/// the two sees the other: either the waker sees the sleeper and wakes it after publishing, or the
+/// sleeper sees the claim and yields instead of sleeping.
+template <class Attempt, class Pending, class Slow, class OnLost>
 bool wait_loop(const transport::WaitPolicy& policy, nanoseconds timeout,
                std::atomic<std::uint32_t>& sleeping, std::atomic<std::uint32_t>& event,
-               Attempt&& attempt, Slow&& slow, OnLost&& on_lost) {
+               Attempt&& attempt, Pending&& pending, Slow&& slow, OnLost&& on_lost) {
   if (attempt()) return true;
   if (timeout.count() == 0) return false;
   Deadline deadline(timeout);
@@ -287,6 +297,11 @@ bool wait_loop(const transport::WaitPolicy& policy, nanoseconds timeout,
     if (attempt()) {
       sleeping.fetch_sub(1, std::memory_order_relaxed);
       return true;
+    }
+    if (pending()) {  // a claim is being finished: do not sleep through it
+      sleeping.fetch_sub(1, std::memory_order_relaxed);
+      std::this_thread::yield();
+      continue;
     }
     platform::futex_wait(event, ev, deadline.slice(policy.sleep_slice));
     sleeping.fetch_sub(1, std::memory_order_relaxed);
@@ -364,7 +379,9 @@ QueueResult QueueCore::put(std::span<const std::byte> payload, nanoseconds timeo
                                    "rank of the communicator has died or exited (e.g. rank {})",
                                    self_, comm_.impl().world_rank(dead)));
     };
-    if (!wait_loop(policy, timeout, q.producers_sleeping, q.space_event, attempt, slow, on_lost)) {
+    auto pending = [] { return false; };  // consumers wake (with a fence) after freeing chunks
+    if (!wait_loop(policy, timeout, q.producers_sleeping, q.space_event, attempt, pending, slow,
+                   on_lost)) {
       return QueueResult::timeout;
     }
     if (closed) {
@@ -380,11 +397,11 @@ QueueResult QueueCore::put(std::span<const std::byte> payload, nanoseconds timeo
   }
 
   // 2. Claim a position.
-  q.unfinished.fetch_add(1, std::memory_order_relaxed);
   QueueClaim& mine = v.claim(rank_);
   QueueSlot* slot = nullptr;
   std::uint64_t pos = 0;
   bool closed = false;
+  bool consumers_asleep = false;
   auto attempt = [&] {
     pos = q.enqueue_pos.load(std::memory_order_relaxed);
     for (;;) {
@@ -394,9 +411,11 @@ QueueResult QueueCore::put(std::span<const std::byte> payload, nanoseconds timeo
       auto dif = static_cast<std::int64_t>(seq - pos);
       if (dif == 0) {
         mine.put.store(pos + 1, std::memory_order_relaxed);
-        if (q.enqueue_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_acq_rel,
+        if (q.enqueue_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst,
                                                 std::memory_order_relaxed)) {
           slot = &s;
+          // After the claim (seq_cst): pairs with wait_loop's pending() check.
+          consumers_asleep = q.consumers_sleeping.load(std::memory_order_seq_cst) != 0;
           if (queue_claim_hook != nullptr) queue_claim_hook("put");
           return true;
         }
@@ -417,7 +436,7 @@ QueueResult QueueCore::put(std::span<const std::byte> payload, nanoseconds timeo
         v.claim_abandoned(p - cap, /*put=*/false)) {
       if (s.seq.compare_exchange_strong(seq, p, std::memory_order_release)) {
         q.lost.fetch_add(1, std::memory_order_relaxed);
-        q.unfinished.fetch_sub(1, std::memory_order_relaxed);
+        q.finished.fetch_add(1, std::memory_order_relaxed);
         std::fprintf(stderr,
                      "cohort: rank %d: Queue: a consumer died while getting an item; the item is "
                      "lost and the queue goes on\n", self_);
@@ -433,14 +452,17 @@ QueueResult QueueCore::put(std::span<const std::byte> payload, nanoseconds timeo
   };
   bool ok = false;
   try {
-    ok = wait_loop(policy, timeout, q.producers_sleeping, q.space_event, attempt, slow, on_lost);
+    auto pending = [&] {  // a consumer has claimed the slot we wait for and will release it
+      std::uint64_t enq = q.enqueue_pos.load(std::memory_order_seq_cst) & ~kClosedBit;
+      return enq >= q.capacity && q.dequeue_pos.load(std::memory_order_seq_cst) > enq - q.capacity;
+    };
+    ok = wait_loop(policy, timeout, q.producers_sleeping, q.space_event, attempt, pending, slow,
+                   on_lost);
   } catch (...) {
-    q.unfinished.fetch_sub(1, std::memory_order_relaxed);
     if (nchunks > 0) v.free_chain(first, nchunks);
     throw;
   }
   if (!ok || closed) {
-    q.unfinished.fetch_sub(1, std::memory_order_relaxed);
     if (nchunks > 0) v.free_chain(first, nchunks);
     return closed ? QueueResult::closed : QueueResult::timeout;
   }
@@ -454,7 +476,7 @@ QueueResult QueueCore::put(std::span<const std::byte> payload, nanoseconds timeo
   }
   slot->seq.store(pos + 1, std::memory_order_release);
   mine.put.store(0, std::memory_order_relaxed);
-  wake_if_sleeping(q.consumers_sleeping, q.items_event, 1);
+  if (consumers_asleep) wake(q.items_event, 1);
   return QueueResult::ok;
 }
 
@@ -473,10 +495,12 @@ QueueResult QueueCore::get(const QueueSink& sink, nanoseconds timeout) {
       auto dif = static_cast<std::int64_t>(seq - (pos + 1));
       if (dif == 0) {
         mine.get.store(pos + 1, std::memory_order_relaxed);
-        if (!q.dequeue_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_acq_rel,
+        if (!q.dequeue_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst,
                                                  std::memory_order_relaxed)) {
           continue;
         }
+        // After the claim (seq_cst): pairs with wait_loop's pending() check.
+        bool producers_asleep = q.producers_sleeping.load(std::memory_order_seq_cst) != 0;
         // Claimed: copy out, then release the slot for the producer one lap ahead.
         if (queue_claim_hook != nullptr) queue_claim_hook("get");
         std::uint32_t bytes = s.bytes;
@@ -503,9 +527,13 @@ QueueResult QueueCore::get(const QueueSink& sink, nanoseconds timeout) {
         }
         s.seq.store(pos + q.capacity, std::memory_order_release);
         mine.get.store(0, std::memory_order_relaxed);
-        wake_if_sleeping(q.producers_sleeping, q.space_event, 1);
+        if (bytes > kInlineBytes && !hole) {
+          wake_if_sleeping(q.producers_sleeping, q.space_event, INT_MAX);  // chunks were freed
+        } else if (producers_asleep) {
+          wake(q.space_event, 1);
+        }
         if (hole) {
-          q.unfinished.fetch_sub(1, std::memory_order_relaxed);
+          q.finished.fetch_add(1, std::memory_order_relaxed);
           pos = q.dequeue_pos.load(std::memory_order_relaxed);
           continue;  // the producer of this slot died: skip it
         }
@@ -547,7 +575,12 @@ QueueResult QueueCore::get(const QueueSink& sink, nanoseconds timeout) {
                                  "the communicator has died or exited (e.g. rank {}); nobody can "
                                  "put", self_, comm_.impl().world_rank(dead)));
   };
-  if (!wait_loop(policy, timeout, q.consumers_sleeping, q.items_event, attempt, slow, on_lost)) {
+  auto pending = [&] {  // a producer has claimed the position we wait for and will publish it
+    return (q.enqueue_pos.load(std::memory_order_seq_cst) & ~kClosedBit) >
+           q.dequeue_pos.load(std::memory_order_seq_cst);
+  };
+  if (!wait_loop(policy, timeout, q.consumers_sleeping, q.items_event, attempt, pending, slow,
+                 on_lost)) {
     return QueueResult::timeout;
   }
   if (end) {
@@ -583,13 +616,14 @@ std::uint64_t QueueCore::lost() const noexcept {
 
 void QueueCore::task_done() {
   QueueShared& q = *shared_;
-  std::int64_t left = q.unfinished.fetch_sub(1, std::memory_order_acq_rel) - 1;
-  if (left < 0) {
-    q.unfinished.fetch_add(1, std::memory_order_relaxed);
+  std::uint64_t done = q.finished.fetch_add(1, std::memory_order_acq_rel) + 1;
+  std::uint64_t put = q.enqueue_pos.load(std::memory_order_acquire) & ~kClosedBit;
+  if (done > put) {
+    q.finished.fetch_sub(1, std::memory_order_relaxed);
     throw Error(fmt::format("rank {}: Queue::task_done: called more times than items were put",
                             self_));
   }
-  if (left == 0) {
+  if (done == put) {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (q.joiners.load(std::memory_order_relaxed) != 0) {
       q.done_event.fetch_add(1, std::memory_order_seq_cst);
@@ -602,7 +636,12 @@ bool QueueCore::join(nanoseconds timeout) {
   View v(shared_, comm_);
   QueueShared& q = v.q();
   const auto& policy = comm_.impl().runtime().waiter().policy();
-  auto attempt = [&] { return q.unfinished.load(std::memory_order_acquire) <= 0; };
+  auto unfinished = [&] {
+    std::uint64_t done = q.finished.load(std::memory_order_acquire);
+    std::uint64_t put = q.enqueue_pos.load(std::memory_order_acquire) & ~kClosedBit;
+    return put > done ? put - done : 0;
+  };
+  auto attempt = [&] { return unfinished() == 0; };
   auto slow = [&] {
     return v.all_others_dead(rank_);
   };
@@ -610,9 +649,10 @@ bool QueueCore::join(nanoseconds timeout) {
       throw PeerLost(comm_.impl().world_rank(dead),
                      fmt::format("rank {}: Queue::join: {} items are unfinished and every other "
                                  "rank of the communicator has died or exited (e.g. rank {})",
-                                 self_, q.unfinished.load(), comm_.impl().world_rank(dead)));
+                                 self_, unfinished(), comm_.impl().world_rank(dead)));
   };
-  return wait_loop(policy, timeout, q.joiners, q.done_event, attempt, slow, on_lost);
+  auto pending = [] { return false; };  // task_done wakes with a fence
+  return wait_loop(policy, timeout, q.joiners, q.done_event, attempt, pending, slow, on_lost);
 }
 
 }  // namespace cohort::detail
