@@ -100,7 +100,6 @@ struct PoolContext;
 class FrameWriter {
  public:
   void reset() { bytes_.clear(); }
-  void put_u64(std::uint64_t v) { put(&v, sizeof v); }
   void put(const void* p, std::size_t n) {
     auto* b = static_cast<const std::byte*>(p);
     bytes_.insert(bytes_.end(), b, b + n);
@@ -134,11 +133,6 @@ class FrameWriter {
 class FrameReader {
  public:
   explicit FrameReader(std::span<const std::byte> bytes) noexcept : bytes_(bytes) {}
-  std::uint64_t get_u64() {
-    std::uint64_t v;
-    get(&v, sizeof v);
-    return v;
-  }
   template <class R>
   Outcome<R> get_outcome() {
     std::uint8_t flag = 0;
@@ -164,12 +158,27 @@ class FrameReader {
       out.value = std::move(r);
     } else {
       R r{};
-      decode(payload, r);
+      try {
+        decode(payload, r);
+      } catch (const std::exception& e) {
+        throw DeserializeError(std::string("pool: a result could not be decoded: ") + e.what());
+      }
       out.value = std::move(r);
     }
     return out;
   }
-  [[nodiscard]] bool at_end() const noexcept { return pos_ == bytes_.size(); }
+  /// Dense frames: `count` raw values back to back.
+  template <class R>
+  R get_raw() {
+    R r;
+    get(&r, sizeof(R));
+    return r;
+  }
+  std::uint8_t get_mode() {
+    std::uint8_t m = 0;
+    get(&m, 1);
+    return m;
+  }
 
  private:
   void get(void* p, std::size_t n) {
@@ -184,6 +193,11 @@ class FrameReader {
   std::span<const std::byte> bytes_;
   std::size_t pos_ = 0;
 };
+
+/// Chunk frames start with a mode byte: every item succeeded and R is raw (the values follow
+/// back to back), or per-item encoding.
+inline constexpr std::uint8_t kDenseChunk = 1;
+inline constexpr std::uint8_t kItemChunk = 0;
 
 /// The non-template engine behind every pool function (runtime/patterns/pool.cpp). Collective:
 /// every rank of the communicator constructs one per call, with the same item count.
@@ -250,13 +264,52 @@ PoolSummary pool_run(Communicator& comm, std::size_t n, Compute&& compute, Sink&
                      Everywhere&& everywhere, bool ordered, const PoolOptions& options) {
   check_transmittable<R>();
   PoolRun run(comm, n, options);
-  auto run_item = [&](std::size_t i, FrameWriter& w) {
+  auto outcome_of = [&](std::size_t i) {
+    Outcome<R> o;
     try {
-      w.put_value<R>(compute(i));
+      o.value.emplace(compute(i));
     } catch (const std::exception& e) {
-      w.put_error(e.what());
+      o.error = e.what();
     } catch (...) {
-      w.put_error("exception of unknown type");
+      o.error = "exception of unknown type";
+    }
+    return o;
+  };
+  // A worker's chunk: dense while every item succeeds (raw R), else item by item.
+  auto encode_chunk = [&](std::size_t first, std::size_t last, FrameWriter& w) {
+    w.reset();
+    if constexpr (RawValue<R>) {
+      w.put(&kDenseChunk, 1);
+      for (std::size_t i = first; i < last; ++i) {
+        Outcome<R> o = outcome_of(i);
+        if (o.ok()) {
+          w.put(&*o.value, sizeof(R));
+          continue;
+        }
+        // Switch to per-item encoding: re-encode what is already there.
+        std::vector<std::byte> dense(w.bytes().begin() + 1, w.bytes().end());
+        w.reset();
+        w.put(&kItemChunk, 1);
+        for (std::size_t k = 0; k < i - first; ++k) {
+          R r;
+          std::memcpy(&r, dense.data() + k * sizeof(R), sizeof(R));
+          w.put_value<R>(r);
+        }
+        w.put_error(o.error);
+        for (std::size_t j = i + 1; j < last; ++j) {
+          Outcome<R> oj = outcome_of(j);
+          if (oj.ok()) w.put_value<R>(*oj.value);
+          else w.put_error(oj.error);
+        }
+        return;
+      }
+    } else {
+      w.put(&kItemChunk, 1);
+      for (std::size_t i = first; i < last; ++i) {
+        Outcome<R> o = outcome_of(i);
+        if (o.ok()) w.put_value<R>(*o.value);
+        else w.put_error(o.error);
+      }
     }
   };
   PoolSummary summary;
@@ -286,6 +339,18 @@ PoolSummary pool_run(Communicator& comm, std::size_t n, Compute&& compute, Sink&
   };
   auto deliver_frame = [&](std::span<const std::byte> frame, std::size_t first, std::size_t last) {
     FrameReader reader(frame);
+    if (reader.get_mode() == kDenseChunk) {
+      if constexpr (RawValue<R>) {
+        for (std::size_t i = first; i < last; ++i) {
+          Outcome<R> o;
+          o.value.emplace(reader.template get_raw<R>());
+          deliver(i, std::move(o));
+        }
+        return;
+      } else {
+        throw DeserializeError("pool: dense frame for a serialized result type");
+      }
+    }
     for (std::size_t i = first; i < last; ++i) deliver(i, reader.template get_outcome<R>());
   };
   auto absorb = [&](PoolRun::Event& ev) {
@@ -293,9 +358,7 @@ PoolSummary pool_run(Communicator& comm, std::size_t n, Compute&& compute, Sink&
       deliver_frame(std::span<const std::byte>(ev.frame).subspan(ev.offset), ev.first, ev.last);
     } else if (ev.kind == PoolRun::Event::rerun ||
                (ev.kind == PoolRun::Event::lost && options.retry_lost_items)) {
-      FrameWriter w;
-      for (std::size_t i = ev.first; i < ev.last; ++i) run_item(i, w);
-      deliver_frame(w.bytes(), ev.first, ev.last);
+      for (std::size_t i = ev.first; i < ev.last; ++i) deliver(i, outcome_of(i));
     } else if (ev.kind == PoolRun::Event::lost) {
       for (std::size_t i = ev.first; i < ev.last; ++i) {
         Outcome<R> o;
@@ -307,18 +370,16 @@ PoolSummary pool_run(Communicator& comm, std::size_t n, Compute&& compute, Sink&
   if (run.is_root() && (ordered || options.everywhere)) waiting.resize(n);
   // Every rank works; the root also takes in arriving results between its own chunks.
   while (auto range = run.claim()) {
-    FrameWriter& w = run.writer();
-    w.reset();
-    for (std::size_t i = range->first; i < range->second; ++i) run_item(i, w);
     if (run.is_root()) {
       run.computed_locally(range->first, range->second);
-      deliver_frame(w.bytes(), range->first, range->second);
+      for (std::size_t i = range->first; i < range->second; ++i) deliver(i, outcome_of(i));
       for (PoolRun::Event ev = run.next_event(false); ev.kind != PoolRun::Event::none;
            ev = run.next_event(false)) {
         absorb(ev);
       }
       run.progress(done);
     } else {
+      encode_chunk(range->first, range->second, run.writer());
       run.send_chunk(range->first, range->second);
     }
   }
