@@ -7,16 +7,27 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <string>
 
 int main(int argc, char** argv) {
   cohort::Environment env(argc, argv);
   auto& w = env.world();
   const long iterations = argc > 1 ? std::atol(argv[1]) : 100000;
+  // "p2p" as the second argument: the same ping-pong with plain send/recv (for comparison).
+  const bool p2p = argc > 2 && std::string(argv[2]) == "p2p";
   cohort::Pipe pipe(w, 0, 1);
   if (!pipe) return 0;
+  const int other = 1 - w.rank();
   auto round = [&](long n) {
     for (long i = 0; i < n; ++i) {
-      if (w.rank() == 0) {
+      if (p2p) {
+        if (w.rank() == 0) {
+          w.send(i, other, cohort::Tag{0});
+          if (w.recv<long>(other, cohort::Tag{0}) != i) std::abort();
+        } else {
+          w.send(w.recv<long>(other, cohort::Tag{0}), other, cohort::Tag{0});
+        }
+      } else if (w.rank() == 0) {
         pipe.send(i);
         if (pipe.recv<long>() != i) std::abort();
       } else {
@@ -29,8 +40,8 @@ int main(int argc, char** argv) {
   round(iterations);
   double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
   if (w.rank() == 0) {
-    fmt::print("{{\"bench\":\"pipe_latency\",\"np\":2,\"value\":{:.4f},\"unit\":\"us\"}}\n",
-               us / (2.0 * static_cast<double>(iterations)));
+    fmt::print("{{\"bench\":\"{}\",\"np\":2,\"value\":{:.4f},\"unit\":\"us\"}}\n",
+               p2p ? "p2p_latency" : "pipe_latency", us / (2.0 * static_cast<double>(iterations)));
   }
   return 0;
 }
