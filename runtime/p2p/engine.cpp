@@ -326,6 +326,26 @@ void Engine::send_local(CommunicatorImpl& comm, int tag, const SendBuffer& b) {
   unexpected_.push_back(Unexpected{env, kind, b.fingerprint, b.bytes, std::move(copy), true});
 }
 
+bool Engine::write_frame(Outgoing& o, int tag, std::uint32_t context, const SendBuffer& b,
+                         bool large) noexcept {
+  transport::FrameMeta meta{tag, context, static_cast<std::uint8_t>(b.format),
+                            large ? kLarge : std::uint8_t{0}};
+  const bool serialized = b.format != MessageFormat::raw;
+  std::byte prefix[12];
+  std::size_t prefix_bytes = 0;
+  if (large) {
+    std::uint64_t total = b.bytes;
+    std::memcpy(prefix, &total, sizeof total);
+    prefix_bytes = sizeof total;
+  }
+  if (serialized) {
+    std::memcpy(prefix + prefix_bytes, &b.fingerprint, sizeof b.fingerprint);
+    prefix_bytes += sizeof b.fingerprint;
+  }
+  std::span<const std::byte> data = large ? std::span<const std::byte>() : std::span(b.data, b.bytes);
+  return o.ring.try_write(meta, {prefix, prefix_bytes}, data);
+}
+
 bool Engine::push_sends(int dest) {
   Outgoing& o = out_[static_cast<std::size_t>(dest)];
   bool wrote = false;
@@ -333,18 +353,14 @@ bool Engine::push_sends(int dest) {
     Operation& op = *o.queue.front();
     const SendBuffer& b = op.buffer;
     if (!op.header_sent) {
-      transport::FrameMeta meta{op.tag, op.comm->context(), b.fingerprint,
-                                static_cast<std::uint8_t>(b.format), 0};
       if (b.bytes <= eager_max_) {
-        if (!o.ring.try_write(meta, {b.data, b.bytes})) break;
+        if (!write_frame(o, op.tag, op.comm->context(), b, false)) break;
         wrote = true;
         o.queue.pop_front();
         complete_send(op);
         continue;
       }
-      meta.flags = kLarge;
-      std::uint64_t total = b.bytes;
-      if (!o.ring.try_write(meta, std::as_bytes(std::span(&total, 1)))) break;
+      if (!write_frame(o, op.tag, op.comm->context(), b, true)) break;
       op.header_sent = true;
       wrote = true;
     }
@@ -369,8 +385,7 @@ void Engine::send(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b
   }
   Outgoing& o = out_[static_cast<std::size_t>(dest)];
   if (o.queue.empty() && b.bytes <= eager_max_) {
-    transport::FrameMeta meta{tag, comm.context(), b.fingerprint, static_cast<std::uint8_t>(b.format), 0};
-    if (o.ring.try_write(meta, {b.data, b.bytes})) {
+    if (write_frame(o, tag, comm.context(), b, false)) {
       segment_.wake(dest);
       return;
     }
@@ -409,8 +424,7 @@ Request Engine::isend(CommunicatorImpl& comm, int dest, int tag, const SendBuffe
   }
   Outgoing& o = out_[static_cast<std::size_t>(dest)];
   if (o.queue.empty() && b.bytes <= eager_max_) {
-    transport::FrameMeta meta{tag, comm.context(), b.fingerprint, static_cast<std::uint8_t>(b.format), 0};
-    if (o.ring.try_write(meta, {b.data, b.bytes})) {
+    if (write_frame(o, tag, comm.context(), b, false)) {
       auto d = static_cast<std::size_t>(dest);
       if (segment_.slot(dest).sleeping.load(std::memory_order_relaxed) != 0) {
         segment_.wake(dest);
@@ -441,23 +455,33 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
   Incoming& in = in_[static_cast<std::size_t>(source)];
   Envelope env{h.context, source, h.tag};
   const bool large = (h.flags & kLarge) != 0;
+  // Payload layout (see write_frame): large: total(8) [fingerprint(4)]; eager: [fingerprint(4)]
+  // data. The fingerprint is there for serialized formats only.
+  const bool serialized = h.kind != static_cast<std::uint8_t>(MessageFormat::raw);
   std::size_t total = h.bytes;
+  std::size_t data_at = 0;
+  std::uint32_t fingerprint = 0;
   if (large) {
     std::uint64_t t = 0;
     in.ring.read(reinterpret_cast<std::byte*>(&t), sizeof t);
     total = static_cast<std::size_t>(t);
+    if (serialized) in.ring.read(reinterpret_cast<std::byte*>(&fingerprint), sizeof fingerprint, sizeof t);
+  } else if (serialized) {
+    in.ring.read(reinterpret_cast<std::byte*>(&fingerprint), sizeof fingerprint);
+    data_at = sizeof fingerprint;
+    total -= sizeof fingerprint;
   }
   if (Operation* op = match_posted(env)) {
     unpost(*op);
     op->matched_source = source;
-    if (std::exception_ptr err = validate(*op, env, h.kind, h.fingerprint, total)) {
+    if (std::exception_ptr err = validate(*op, env, h.kind, fingerprint, total)) {
       fail(*op, err);
       if (large) in.transfers.push_back(Transfer{env, nullptr, total, total, nullptr, nullptr});
       return true;
     }
     std::byte* dst = destination(*op, total);
     if (!large) {
-      if (total != 0) in.ring.read(dst, total);
+      if (total != 0) in.ring.read(dst, total, data_at);
       complete_recv(*op, env, total);
     } else {
       in.transfers.push_back(Transfer{env, dst, total, total, op, nullptr});
@@ -469,9 +493,9 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
   // source, or when this rank has waited a while (then nothing can deadlock on a full ring).
   if (!drain_all && !should_drain(source)) return false;
   std::unique_ptr<std::byte[]> data(new std::byte[total]);
-  if (!large && total != 0) in.ring.read(data.get(), total);
+  if (!large && total != 0) in.ring.read(data.get(), total, data_at);
   Unexpected& e = unexpected_.emplace_back(
-      Unexpected{env, h.kind, h.fingerprint, total, std::move(data), !large});
+      Unexpected{env, h.kind, fingerprint, total, std::move(data), !large});
   if (large) in.transfers.push_back(Transfer{env, e.data.get(), total, total, nullptr, &e});
   return true;
 }

@@ -105,6 +105,9 @@ class Engine {
 
   bool progress(bool drain_all);
   bool push_sends(int dest);
+  // Writes the frame of a send: the whole message, or (large) the header of a streamed one.
+  bool write_frame(Outgoing& o, int tag, std::uint32_t context, const detail::SendBuffer& b,
+                   bool large) noexcept;
   bool poll_source(int source, bool drain_all);
   bool pump_stream(int source);
   // Returns false when the frame must stay in the ring (unmatched large message).

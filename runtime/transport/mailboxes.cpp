@@ -30,7 +30,8 @@ MailboxLayout mailbox_layout(int ranks) {
   l.pair_bytes = 2 * kCacheLine + l.ring_bytes + l.stream_bytes;
   l.total_bytes = l.pairs * l.pair_bytes;
   // A frame may take at most a quarter of the ring (the consumer's wake-up rule relies on it).
-  l.eager_max_bytes = std::min(kEagerLimit, l.ring_bytes / 4 - kFrameHeaderBytes);
+  // 8 bytes stay free for the frame's own prefix (a serialized message's type fingerprint).
+  l.eager_max_bytes = std::min(kEagerLimit, l.ring_bytes / 4 - kFrameHeaderBytes - 8);
   return l;
 }
 

@@ -110,7 +110,7 @@ class P2P : public ::testing::Test {
 
 // Sizes across every protocol boundary.
 std::vector<std::size_t> boundary_sizes() {
-  std::vector<std::size_t> s{0, 1, 7, 8, 39, 40, 41, 63, 64, 65, 1000};
+  std::vector<std::size_t> s{0, 1, 7, 8, 15, 16, 17, 47, 48, 49, 63, 64, 65, 1000};
   for (std::size_t b : {eager_max(), chunk_bytes(), stream_bytes(), 2 * stream_bytes()}) {
     s.push_back(b - 1);
     s.push_back(b);
@@ -190,6 +190,25 @@ TEST_F(P2P, AnySourceDoesNotStarveAnySender) {
     c.send(-1, 0, Tag{21});
   } else {
     c.send(c.rank() * 1000, 0, Tag{21});
+  }
+}
+
+TEST_F(P2P, UnwantedMessagesDoNotBlockTheirSenderForever) {
+  // Rank 1 sends more small messages to rank 0 than its ring holds, then tells rank 2 to go;
+  // rank 0 meanwhile waits only for rank 2. Rank 0 must take rank 1's messages aside once it
+  // has waited a while, or the three would deadlock.
+  auto& c = world();
+  if (c.size() < 3) GTEST_SKIP() << "needs 3 ranks";
+  constexpr int kMessages = 5000;
+  if (c.rank() == 0) {
+    EXPECT_EQ(c.recv<int>(2, Tag{32}), 2);
+    for (int i = 0; i < kMessages; ++i) ASSERT_EQ(c.recv<int>(1, Tag{31}), i);
+  } else if (c.rank() == 1) {
+    for (int i = 0; i < kMessages; ++i) c.send(i, 0, Tag{31});
+    c.send(1, 2, Tag{33});
+  } else if (c.rank() == 2) {
+    (void)c.recv<int>(1, Tag{33});
+    c.send(2, 0, Tag{32});
   }
 }
 

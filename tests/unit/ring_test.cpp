@@ -34,7 +34,7 @@ TEST(Mailboxes, LayoutScalesDownAndFitsDocker) {
     MailboxLayout l = mailbox_layout(n);
     EXPECT_EQ(l.pairs, static_cast<std::size_t>(n) * static_cast<std::size_t>(n - 1));
     EXPECT_EQ(l.total_bytes, l.pairs * l.pair_bytes);
-    EXPECT_LE(frame_slots(l.eager_max_bytes), l.ring_bytes / kSlotBytes / 4);
+    EXPECT_LE(frame_slots(l.eager_max_bytes + 8), l.ring_bytes / kSlotBytes / 4);  // + prefix
     EXPECT_EQ(l.ring_bytes & (l.ring_bytes - 1), 0u);
     EXPECT_EQ(l.stream_bytes & (l.stream_bytes - 1), 0u);
   }
@@ -67,7 +67,7 @@ TEST(Mailboxes, PairsDoNotOverlap) {
 
 // A small ring (16 slots) wrapped thousands of times, frames of every size up to a quarter.
 TEST(SlotRing, ThreadsExchangeFramesInOrder) {
-  constexpr std::size_t kSlots = 16;
+  constexpr std::size_t kSlots = 32;
   constexpr std::uint64_t kFrames = 50000;
   constexpr std::size_t kMaxPayload = kSlots / 4 * kSlotBytes - kFrameHeaderBytes;
   Memory mem(2 * kCacheLine + kSlots * kSlotBytes);
@@ -80,8 +80,10 @@ TEST(SlotRing, ThreadsExchangeFramesInOrder) {
     for (std::uint64_t i = 0; i < kFrames; ++i) {
       std::size_t n = i % (kMaxPayload + 1);
       for (std::size_t k = 0; k < n; ++k) buf[k] = pattern(i, k);
-      FrameMeta meta{static_cast<std::int32_t>(i), 7, 0, 0, 0};
-      while (!p.try_write(meta, {buf.data(), n})) std::this_thread::yield();
+      FrameMeta meta{static_cast<std::int32_t>(i), 7, 0, 0};
+      // Some frames come in two pieces (prefix + payload), as the engine writes them.
+      std::size_t cut = (i % 3 == 0) ? n / 2 : 0;
+      while (!p.try_write(meta, {buf.data(), cut}, {buf.data() + cut, n - cut})) std::this_thread::yield();
     }
   });
   RingConsumer c(v);
