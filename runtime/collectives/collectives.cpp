@@ -549,6 +549,39 @@ void check_root(const Call& call, int root) {
   }
 }
 
+// Scratch storage of the blocking collectives, reused from call to call (no allocation on the
+// small-message path). Only blocking code uses these: the non-blocking operations, which run
+// inside blocking waits, keep their own storage, so nothing here is reused while in use.
+template <class T, int kWhich = 0>
+std::vector<T>& scratch() {
+  thread_local std::vector<T> v;
+  v.clear();
+  return v;
+}
+
+Outgoing& scratch_outgoing() {
+  thread_local Outgoing o;
+  o.data = nullptr;
+  o.d = Descriptor{};
+  o.main_readers.clear();
+  o.ranges.clear();
+  o.is_inline = false;
+  o.first = 0;
+  o.chunk_bytes = 0;
+  o.next = 0;
+  o.chunks = 0;
+  return o;
+}
+
+/// Every rank but this one, in a reused vector (blocking code only, see scratch()).
+const std::vector<int>& peers_of(const Call& call) {
+  auto& v = scratch<int, 1>();
+  for (int r = 0; r < call.n(); ++r) {
+    if (r != call.me()) v.push_back(r);
+  }
+  return v;
+}
+
 std::vector<int> others(const Call& call) {
   std::vector<int> v;
   for (int r = 0; r < call.n(); ++r) {
@@ -576,16 +609,16 @@ void broadcast_impl(detail::CommunicatorImpl& comm, void* data, std::size_t byte
   check_root(call, root);
   if (call.n() == 1) return;
   Descriptor d{kind, root, bytes, 1, 0};
+  auto& ins = scratch<Incoming>();
   if (call.me() == root) {
-    Outgoing out;
+    Outgoing& out = scratch_outgoing();
     out.data = static_cast<const std::byte*>(data);
     out.d = d;
-    out.main_readers = others(call);
+    out.main_readers = peers_of(call);
     out.ranges.assign(static_cast<std::size_t>(call.n()), {0, bytes});
-    std::vector<Incoming> none;
-    call.exchange(&out, none, d);
+    call.exchange(&out, ins, d);
   } else {
-    std::vector<Incoming> ins{incoming(root, 0, bytes, data, bytes)};
+    ins.push_back(incoming(root, 0, bytes, data, bytes));
     call.exchange(nullptr, ins, d);
   }
 }
@@ -610,21 +643,21 @@ void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, 
     return;
   }
   Descriptor d{kind, root, bytes, static_cast<std::uint32_t>(op.elem_bytes), op.op_id};
+  auto& ins = scratch<Incoming>();
   if (me != root) {
-    Outgoing o;
+    Outgoing& o = scratch_outgoing();
     o.data = in;
     o.d = d;
-    o.main_readers = {root};
+    o.main_readers.push_back(root);
     o.ranges.assign(static_cast<std::size_t>(n), {0, 0});
     o.ranges[static_cast<std::size_t>(root)] = {0, bytes};
-    std::vector<Incoming> none;
-    call.exchange(&o, none, d);
+    call.exchange(&o, ins, d);
     return;
   }
   // The root publishes its descriptor too (read by nobody): a rank that believes another rank
   // is the root reads it and reports the mismatch instead of waiting forever.
-  call.publish_main(d, nullptr, 0, {}, 0, 0);
-  std::vector<Incoming> ins(static_cast<std::size_t>(n));
+  call.publish_main(d, nullptr, 0, scratch<int, 2>(), 0, 0);
+  ins.resize(static_cast<std::size_t>(n));
   for (int r = 0; r < n; ++r) {
     if (r == me) continue;
     auto& i = ins[static_cast<std::size_t>(r)];
@@ -770,7 +803,9 @@ void gather_release(Call& call, const Descriptor& d, const std::byte* in, std::b
   const int n = call.n();
   static const std::byte kNothing{};
   if (call.me() != 0) {
-    call.publish_main(d, bytes > 0 ? in : &kNothing, bytes, {0}, 0, 0);
+    auto& root_only = scratch<int, 2>();
+    root_only.push_back(0);
+    call.publish_main(d, bytes > 0 ? in : &kNothing, bytes, root_only, 0, 0);
     Incoming release = incoming(0, 0, bytes, out, bytes);
     if (!call.main_ready(0)) {
       // The release depends on every member's arrival: any lost member makes it impossible.
@@ -788,7 +823,8 @@ void gather_release(Call& call, const Descriptor& d, const std::byte* in, std::b
     call.release_main(0);
     return;
   }
-  std::vector<Incoming> ins(static_cast<std::size_t>(n));
+  auto& ins = scratch<Incoming>();
+  ins.resize(static_cast<std::size_t>(n));
   std::byte acc[kCollectiveInlineBytes];
   copy_bytes(acc, in, bytes);
   try {
@@ -801,10 +837,10 @@ void gather_release(Call& call, const Descriptor& d, const std::byte* in, std::b
     }
   } catch (const CollectiveMismatch&) {
     // Tell the members, who would otherwise wait for a release that never comes.
-    call.publish_main(d, bytes > 0 ? acc : &kNothing, bytes, others(call), 0, 0, kFlagError);
+    call.publish_main(d, bytes > 0 ? acc : &kNothing, bytes, peers_of(call), 0, 0, kFlagError);
     throw;
   }
-  call.publish_main(d, bytes > 0 ? acc : &kNothing, bytes, others(call), 0, 0);
+  call.publish_main(d, bytes > 0 ? acc : &kNothing, bytes, peers_of(call), 0, 0);
   copy_bytes(out, acc, bytes);
 }
 
@@ -829,8 +865,9 @@ void allreduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_
     return;
   }
   static const std::byte kNothing{};
-  call.publish_main(d, bytes > 0 ? in : &kNothing, bytes, others(call), 0, 0);
-  std::vector<Incoming> ins(static_cast<std::size_t>(n));
+  call.publish_main(d, bytes > 0 ? in : &kNothing, bytes, peers_of(call), 0, 0);
+  auto& ins = scratch<Incoming>();
+  ins.resize(static_cast<std::size_t>(n));
   for (int r = 0; r < n; ++r) {
     if (r == me) continue;
     auto& i = ins[static_cast<std::size_t>(r)];
@@ -1201,10 +1238,10 @@ void collective_barrier(CommunicatorImpl& comm) {
     collectives::gather_release(call, d, nullptr, nullptr, 0, nullptr);
     return;
   }
-  Outgoing out;
+  Outgoing& out = collectives::scratch_outgoing();
   out.d = d;
-  out.main_readers = collectives::others(call);
-  std::vector<Incoming> ins;
+  out.main_readers = collectives::peers_of(call);
+  auto& ins = collectives::scratch<Incoming>();
   for (int r : out.main_readers) ins.push_back(collectives::incoming(r, 0, 0, nullptr, 0));
   call.exchange(&out, ins, d);
 }
@@ -1246,33 +1283,36 @@ void collective_gather(CommunicatorImpl& comm, const void* in, std::size_t bytes
   const int me = call.me();
   auto* out = static_cast<std::byte*>(out_v);
   Descriptor d{Kind::gather, root, bytes, 1, 0};
+  auto& ins = collectives::scratch<Incoming>();
   if (me != root) {
-    Outgoing o;
+    Outgoing& o = collectives::scratch_outgoing();
     o.data = static_cast<const std::byte*>(in);
     o.d = d;
-    o.main_readers = {root};
+    o.main_readers.push_back(root);
     o.ranges.assign(static_cast<std::size_t>(n), {0, 0});
     o.ranges[static_cast<std::size_t>(root)] = {0, bytes};
-    std::vector<Incoming> none;
-    call.exchange(&o, none, d);
+    call.exchange(&o, ins, d);
     return;
   }
-  std::vector<std::uint64_t> c(static_cast<std::size_t>(n), bytes);
-  if (counts != nullptr) c.assign(counts, counts + n);
-  if (c[static_cast<std::size_t>(me)] != bytes) {
+  // Block r of `out` starts at offset(r) (counts in bytes; nullptr: every block is `bytes`).
+  auto block = [&](int r) -> std::uint64_t { return counts != nullptr ? counts[r] : bytes; };
+  auto offset = [&](int r) -> std::uint64_t {
+    if (counts == nullptr) return static_cast<std::uint64_t>(r) * bytes;
+    std::uint64_t o = 0;
+    for (int k = 0; k < r; ++k) o += counts[k];
+    return o;
+  };
+  if (block(me) != bytes) {
     collective_bad_argument(comm, "gatherv", fmt::format("the root's own count is {} bytes but "
-                                                         "it passes {} bytes",
-                                                         c[static_cast<std::size_t>(me)], bytes));
+                                                         "it passes {} bytes", block(me), bytes));
   }
-  auto p = collectives::prefix(c);
-  if (bytes > 0) copy_bytes(out + p[static_cast<std::size_t>(me)], in, bytes);
+  if (bytes > 0) copy_bytes(out + offset(me), in, bytes);
   if (n == 1) return;
-  call.publish_main(d, nullptr, 0, {}, 0, 0);  // for root-mismatch detection, as in reduce
-  std::vector<Incoming> ins;
+  call.publish_main(d, nullptr, 0, collectives::scratch<int, 2>(), 0, 0);  // root-mismatch detection
+  std::uint64_t at = 0;
   for (int r = 0; r < n; ++r) {
-    if (r == me) continue;
-    auto ur = static_cast<std::size_t>(r);
-    ins.push_back(collectives::incoming(r, 0, c[ur], out + p[ur], c[ur]));
+    if (r != me) ins.push_back(collectives::incoming(r, 0, block(r), out + at, block(r)));
+    at += block(r);
   }
   call.exchange(nullptr, ins, d);
 }
