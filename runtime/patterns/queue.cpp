@@ -249,12 +249,12 @@ void wake(std::atomic<std::uint32_t>& event, int count) noexcept {
   platform::futex_wake(event, count);
 }
 
-/// Wakes one sleeper on `event` if the `sleeping` count says there is one. The caller has made
-/// its change visible (seq_cst fence before the load pairs with the sleeper's increment).
+/// Wakes sleepers on `event` if the `sleeping` count says there are some. The caller has made
+/// its change visible before: the read-modify-write (not a plain load, and no fence, which TSan
+/// does not model) orders it with the sleeper's increment of `sleeping`.
 void wake_if_sleeping(std::atomic<std::uint32_t>& sleeping, std::atomic<std::uint32_t>& event,
                       int count) noexcept {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleeping.load(std::memory_order_relaxed) != 0) wake(event, count);
+  if (sleeping.fetch_add(0, std::memory_order_seq_cst) != 0) wake(event, count);
 }
 
 /// The waiting loop shared by put, get and join: `attempt()` returns true when done (it may
@@ -293,7 +293,6 @@ bool wait_loop(const transport::WaitPolicy& policy, nanoseconds timeout,
     if (deadline.passed()) return false;
     std::uint32_t ev = event.load(std::memory_order_acquire);
     sleeping.fetch_add(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (attempt()) {
       sleeping.fetch_sub(1, std::memory_order_relaxed);
       return true;
@@ -379,7 +378,7 @@ QueueResult QueueCore::put(std::span<const std::byte> payload, nanoseconds timeo
                                    "rank of the communicator has died or exited (e.g. rank {})",
                                    self_, comm_.impl().world_rank(dead)));
     };
-    auto pending = [] { return false; };  // consumers wake (with a fence) after freeing chunks
+    auto pending = [] { return false; };  // consumers call wake_if_sleeping after freeing chunks
     if (!wait_loop(policy, timeout, q.producers_sleeping, q.space_event, attempt, pending, slow,
                    on_lost)) {
       return QueueResult::timeout;
@@ -623,13 +622,7 @@ void QueueCore::task_done() {
     throw Error(fmt::format("rank {}: Queue::task_done: called more times than items were put",
                             self_));
   }
-  if (done == put) {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (q.joiners.load(std::memory_order_relaxed) != 0) {
-      q.done_event.fetch_add(1, std::memory_order_seq_cst);
-      platform::futex_wake(q.done_event, INT_MAX);
-    }
-  }
+  if (done == put) wake_if_sleeping(q.joiners, q.done_event, INT_MAX);
 }
 
 bool QueueCore::join(nanoseconds timeout) {
@@ -651,7 +644,7 @@ bool QueueCore::join(nanoseconds timeout) {
                                  "rank of the communicator has died or exited (e.g. rank {})",
                                  self_, unfinished(), comm_.impl().world_rank(dead)));
   };
-  auto pending = [] { return false; };  // task_done wakes with a fence
+  auto pending = [] { return false; };  // task_done calls wake_if_sleeping
   return wait_loop(policy, timeout, q.joiners, q.done_event, attempt, pending, slow, on_lost);
 }
 
