@@ -10,7 +10,7 @@ the ratio cohort / openmpi (for compute_efficiency, a ratio above 1 means Cohort
 
   python3 bench/suites/coll.py --build build [--quick] [--json FILE] [--np 2,4,8] [--bench allreduce]
 
-Binaries: BUILD/bin/cohortrun, BUILD/bin/coll_cohort and BUILD/bin/coll_mpi (bench/coll).
+Binaries: BUILD/bin/cohortrun, BUILD/bin/bench/coll_cohort and BUILD/bin/bench/coll_mpi (bench/coll).
 `run(build, quick, ...)` returns the JSON rows, for a harness that imports this file.
 """
 import argparse
@@ -58,8 +58,11 @@ def run_one(cmd, env):
 def run(build, quick=False, nps=NPS, benches=None, repeats=None):
     bin_dir = os.path.join(build, "bin")
     cohortrun = os.path.join(bin_dir, "cohortrun")
-    cohort_bin = os.path.join(bin_dir, "coll_cohort")
-    mpi_bin = os.path.join(bin_dir, "coll_mpi")
+    bench_dir = os.path.join(bin_dir, "bench")  # where bench/CMakeLists.txt puts the programs
+    if not os.path.exists(os.path.join(bench_dir, "coll_cohort")):
+        bench_dir = bin_dir
+    cohort_bin = os.path.join(bench_dir, "coll_cohort")
+    mpi_bin = os.path.join(bench_dir, "coll_mpi")
     have_mpi = os.path.exists(mpi_bin)
     repeats = repeats or (2 if quick else 5)
     env = mpi_env()
@@ -91,7 +94,7 @@ def run(build, quick=False, nps=NPS, benches=None, repeats=None):
             if have_mpi:
                 c, m = rows[-2]["value"], rows[-1]["value"]
                 line += "  openmpi %10.3f  ratio %.2f %s" % (m, c / m if m else float("nan"), unit)
-            print(line, flush=True)
+            print(line, file=sys.stderr, flush=True)
     return rows
 
 
