@@ -77,6 +77,28 @@ TEST(NonBlocking, IallreduceSeveralInFlight) {
   EXPECT_EQ(total, static_cast<std::int64_t>(w.size()) * (w.size() - 1) / 2);
 }
 
+TEST(NonBlocking, InFlightAcrossManyBlockingCollectives) {
+  // More blocking calls than a rank has main lines (16): their publications wait for the
+  // readers of the pending ones, which the blocking waits advance.
+  auto& w = world();
+  std::vector<int> v(10, w.rank() == 0 ? 42 : 0);
+  std::vector<double> big(20000, w.rank() == w.size() - 1 ? 1.5 : 0.0);
+  auto a = w.ibroadcast(v, 0);
+  auto b = w.ibroadcast(big, w.size() - 1);
+  auto c = w.ibarrier();
+  for (int k = 0; k < 40; ++k) {
+    EXPECT_EQ(w.allreduce(1, std::plus<>{}), w.size());
+    int x = w.rank() == k % w.size() ? k : -1;
+    w.broadcast(x, k % w.size());
+    EXPECT_EQ(x, k);
+  }
+  c.wait();
+  b.wait();
+  a.wait();
+  EXPECT_EQ(v[9], 42);
+  EXPECT_EQ(big[19999], 1.5);
+}
+
 TEST(NonBlocking, RequestDestroyedWhileActiveCompletes) {
   auto& w = world();
   std::vector<int> v(1000, w.rank() == 0 ? 9 : 0);
