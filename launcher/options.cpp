@@ -17,6 +17,8 @@ constexpr const char* kFooter = R"(Exit status:
   128+N    the first rank that failed was killed by signal N (e.g. 139 for SIGSEGV),
            or cohortrun itself was interrupted by signal N (SIGINT: 130, SIGTERM: 143)
   124      --timeout expired; the ranks still running are named on stderr
+  125      deadlock: every rank was blocked waiting for another and nothing changed for
+           about a second; the wait-for graph is printed on stderr
   2        bad option or program, or the job could not be started (nothing was run)
 
 Each rank gets COHORT_RANK, COHORT_SIZE, COHORT_JOB, COHORT_SEGMENT_FD, COHORT_OVERSUBSCRIBED,
@@ -24,13 +26,15 @@ COHORT_CPUS and COHORT_LAUNCHER_PID, and inherits cohortrun's environment otherw
 Rank 0 reads cohortrun's stdin; the other ranks read /dev/null.
 SIGINT/SIGTERM/SIGHUP: every rank gets SIGTERM, then SIGKILL after the grace period.
 SIGUSR1/SIGUSR2: forwarded to every rank.
+SIGQUIT (Ctrl-\): print where each rank waits (as --hang-report), once; the job goes on.
+When a rank fails, a table of every rank (pid, state, exit, the call it was blocked in) follows.
 Example: cohortrun -n 4 --tag-output ./hello)";
 
 // Launcher options that take a value (so that their value is not mistaken for the program).
 bool takes_value(std::string_view arg) {
   if (arg.find('=') != std::string_view::npos) return false;
   for (std::string_view o : {"-n", "-np", "--np", "--bind-to", "--map-by", "--output-dir", "-x",
-                             "--export", "--timeout", "--grace"}) {
+                             "--export", "--timeout", "--grace", "--hang-report"}) {
     if (arg == o) return true;
   }
   return false;
@@ -83,6 +87,12 @@ ParseResult parse_options(int argc, const char* const* argv, std::ostream& out, 
                  "Terminate the job after SECONDS and exit with 124, naming the ranks still running.");
   app.add_option("--grace", o.grace_seconds,
                  "Seconds between SIGTERM and SIGKILL when the job is torn down (default 1).");
+  app.add_option("--hang-report", o.hang_report_seconds,
+                 "Every SECONDS, print each rank's state and the call it is blocked in "
+                 "(SIGQUIT to cohortrun prints it once).");
+  bool no_deadlock_detection = false;
+  app.add_flag("--no-deadlock-detection", no_deadlock_detection,
+               "Do not end the job (exit 125) when every rank is blocked for good.");
   app.add_flag("-v,--verbose", o.verbose, "Say what cohortrun does (timings, segment, exits, peak memory).");
 
   auto fail = [&](const std::string& message) {
@@ -124,6 +134,11 @@ ParseResult parse_options(int argc, const char* const* argv, std::ostream& out, 
   if (app.count("--timeout") > 0 && !(o.timeout_seconds > 0)) {
     return fail(fmt::format("--timeout {}: the timeout must be a positive number of seconds",
                             o.timeout_seconds));
+  }
+  o.deadlock_detection = !no_deadlock_detection;
+  if (app.count("--hang-report") > 0 && !(o.hang_report_seconds > 0)) {
+    return fail(fmt::format("--hang-report {}: the period must be a positive number of seconds",
+                            o.hang_report_seconds));
   }
   if (!(o.grace_seconds >= 0)) return fail("--grace: the grace period must be >= 0 seconds");
   if (app.count("--output-dir") > 0 && o.output_dir.empty()) return fail("--output-dir: empty directory name");

@@ -15,6 +15,7 @@ namespace cohort::launcher {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 2;    // bad options or program, or the job could not be started
 inline constexpr int kExitTimeout = 124;  // --timeout expired (as timeout(1))
+inline constexpr int kExitDeadlock = 125;  // every rank blocked for good (docs/failures.md)
 inline constexpr int kExitSignalBase = 128;  // + N: a rank (or cohortrun) killed by signal N
 
 struct Options {
@@ -29,6 +30,8 @@ struct Options {
   std::vector<std::pair<std::string, std::optional<std::string>>> env;
   double timeout_seconds = 0;  // 0: none
   double grace_seconds = 1.0;  // SIGTERM -> SIGKILL delay when the job is torn down
+  double hang_report_seconds = 0;  // 0: none; else print where each rank waits this often
+  bool deadlock_detection = true;  // --no-deadlock-detection turns it off
   bool verbose = false;
   std::vector<std::string> command;  // PROGRAM ARGS...
 };

@@ -19,6 +19,7 @@
 #include "cohort/launch_contract.hpp"
 #include "launcher/output.hpp"
 #include "launcher/placement.hpp"
+#include "launcher/wait_report.hpp"
 #include "runtime/contract/contract.hpp"
 #include "runtime/platform/process.hpp"
 #include "runtime/platform/shared_memory.hpp"
@@ -33,8 +34,13 @@ using Clock = std::chrono::steady_clock;
 
 // Signals cohortrun handles through its signalfd (blocked from the start; ranks get the mask
 // cohortrun started with). SIGPIPE is only blocked: a closed stdout gives EPIPE, not death.
-constexpr std::array<int, 5> kHandledSignals = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
-constexpr std::array<int, 6> kBlockedSignals = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGPIPE};
+constexpr std::array<int, 6> kHandledSignals = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT};
+constexpr std::array<int, 7> kBlockedSignals = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGPIPE};
+
+// Deadlock detection: the slots are sampled this often, and a deadlock is declared when every
+// running rank has been blocked, unchanged, for the window (docs/failures.md).
+constexpr std::chrono::milliseconds kSamplePeriod{200};
+constexpr std::chrono::milliseconds kDeadlockWindow{800};
 
 // epoll tags: kind in the high 32 bits, rank in the low ones.
 enum class Kind : std::uint64_t { signals = 1, pidfd = 2, out = 3, err = 4 };
@@ -82,6 +88,7 @@ struct Rank {
   platform::FileDescriptor pidfd;
   bool running = false;  // spawned and not reaped yet
   platform::ExitInfo exit;
+  std::optional<RankSnapshot> last_wait;  // its wait record when it died or the job was torn down
   Stream out;
   Stream err;
 };
@@ -101,7 +108,7 @@ class Job {
   int run();
 
  private:
-  enum class Reason { none, failure, timeout, interrupt, launch_error };
+  enum class Reason { none, failure, timeout, interrupt, launch_error, deadlock };
 
   bool prepare(const Placement& placement);
   void spawn_all(const Placement& placement);
@@ -114,6 +121,10 @@ class Job {
   void teardown(Reason reason);
   void signal_running(int signal);
   void wake_attached();
+  std::vector<RankSnapshot> snapshots() const;
+  void sample(Clock::time_point now);
+  void hang_report(const char* why);
+  void exit_table();
   std::vector<int> running_ranks() const;
   int running_count() const;
 
@@ -141,6 +152,9 @@ class Job {
   bool killed_ = false;
   std::optional<Clock::time_point> timeout_deadline_;
   std::optional<Clock::time_point> kill_deadline_;
+  std::optional<Clock::time_point> next_sample_;
+  std::optional<Clock::time_point> next_hang_report_;
+  DeadlockDetector detector_{kDeadlockWindow};
   std::vector<int> terminated_;
   Clock::time_point start_ = Clock::now();
 };
@@ -198,7 +212,12 @@ int Job::run() {
                     reason_ == Reason::timeout        ? "timeout"
                     : reason_ == Reason::interrupt    ? fmt::format("cohortrun got {}", platform::signal_name(interrupt_signal_))
                     : reason_ == Reason::launch_error ? "the job could not be started"
+                    : reason_ == Reason::deadlock     ? "deadlock"
                                                       : "another rank failed"));
+  }
+  // One line per rank (a job of one rank has said it all in its failure line).
+  if (n_ > 1 && (reason_ == Reason::failure || reason_ == Reason::deadlock || reason_ == Reason::timeout)) {
+    exit_table();
   }
   if (o_.verbose) say(fmt::format("job ended after {:.1f} ms", ms_since(start_)));
   switch (reason_) {
@@ -207,6 +226,7 @@ int Job::run() {
     case Reason::timeout: return kExitTimeout;
     case Reason::interrupt: return kExitSignalBase + interrupt_signal_;
     case Reason::launch_error: return kExitUsage;
+    case Reason::deadlock: return kExitDeadlock;
   }
   return kExitOk;
 }
@@ -356,6 +376,11 @@ void Job::spawn_all(const Placement& placement) {
     timeout_deadline_ = start_ + std::chrono::duration_cast<Clock::duration>(
                                      std::chrono::duration<double>(o_.timeout_seconds));
   }
+  if (o_.deadlock_detection) next_sample_ = Clock::now() + kSamplePeriod;
+  if (o_.hang_report_seconds > 0) {
+    next_hang_report_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(o_.hang_report_seconds));
+  }
 }
 
 int Job::running_count() const {
@@ -391,9 +416,25 @@ void Job::loop() {
       signal_running(SIGKILL);
       killed_ = true;
     }
+    if (reason_ == Reason::none && next_sample_ && now >= *next_sample_) {
+      sample(now);
+      next_sample_ = now + kSamplePeriod;
+    }
+    if (reason_ == Reason::none && next_hang_report_ && now >= *next_hang_report_) {
+      hang_report("periodic");
+      next_hang_report_ = now + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(o_.hang_report_seconds));
+    }
     std::optional<Clock::time_point> next;
-    if (timeout_deadline_ && reason_ == Reason::none) next = *timeout_deadline_;
-    if (kill_deadline_ && !killed_) next = next ? std::min(*next, *kill_deadline_) : *kill_deadline_;
+    auto sooner = [&](std::optional<Clock::time_point> t) {
+      if (t) next = next ? std::min(*next, *t) : *t;
+    };
+    if (reason_ == Reason::none) {
+      sooner(timeout_deadline_);
+      sooner(next_sample_);
+      sooner(next_hang_report_);
+    }
+    if (!killed_) sooner(kill_deadline_);
     std::chrono::milliseconds wait(-1);
     if (next) {
       wait = std::chrono::ceil<std::chrono::milliseconds>(*next - now);
@@ -467,6 +508,14 @@ void Job::flush_all() {
 void Job::on_exit(int r) {
   Rank& rank = ranks_[static_cast<std::size_t>(r)];
   int status = rank.exit.wait_status;
+  bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (!ok && reason_ == Reason::none) {
+    // Where every rank was before this exit is known: waking them below may end their waits.
+    for (int q = 0; q < n_; ++q) {
+      Rank& other = ranks_[static_cast<std::size_t>(q)];
+      if ((other.running || q == r) && !other.last_wait) other.last_wait = take_snapshot(segment_, q, true);
+    }
+  }
   // Tell the peers first: they may be blocked on this rank.
   transport::RankSlot& slot = segment_.slot(r);
   slot.exit_status.store(status, std::memory_order_relaxed);
@@ -480,7 +529,6 @@ void Job::on_exit(int r) {
     say(fmt::format("rank {} (pid {}) {}; peak RSS {:.1f} MiB", r, rank.pid, describe_status(status),
                     static_cast<double>(rank.exit.max_rss_kib) / 1024.0));
   }
-  bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   if (ok) return;
   bool by_us = reason_ != Reason::none && WIFSIGNALED(status) &&
                (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGKILL);
@@ -496,6 +544,10 @@ void Job::on_exit(int r) {
 }
 
 void Job::on_signal(int signal) {
+  if (signal == SIGQUIT) {
+    hang_report("SIGQUIT");
+    return;
+  }
   if (signal == SIGUSR1 || signal == SIGUSR2) {
     if (o_.verbose) say(fmt::format("forwarding {} to the ranks", platform::signal_name(signal)));
     signal_running(signal);
@@ -519,6 +571,11 @@ void Job::teardown(Reason reason) {
   if (reason_ != Reason::none) return;
   reason_ = reason;
   if (mapping_.data() != nullptr) {
+    // Where each rank was, before the abort makes them leave their waits.
+    for (int r = 0; r < n_; ++r) {
+      Rank& rank = ranks_[static_cast<std::size_t>(r)];
+      if (rank.running && !rank.last_wait) rank.last_wait = take_snapshot(segment_, r, true);
+    }
     segment_.header().abort.store(1, std::memory_order_release);
     segment_.wake_all();
   }
@@ -538,6 +595,74 @@ void Job::wake_attached() {
       return;
     }
   }
+}
+
+std::vector<RankSnapshot> Job::snapshots() const {
+  std::vector<RankSnapshot> out;
+  out.reserve(ranks_.size());
+  for (int r = 0; r < n_; ++r) out.push_back(take_snapshot(segment_, r, ranks_[static_cast<std::size_t>(r)].running));
+  return out;
+}
+
+void Job::sample(Clock::time_point now) {
+  if (mapping_.data() == nullptr) return;
+  std::vector<RankSnapshot> now_ranks = snapshots();
+  if (!detector_.observe(now_ranks, now)) return;
+  std::string text = fmt::format(
+      "cohortrun: deadlock: every running rank is blocked and nothing has changed for {:.1f} s:\n",
+      std::chrono::duration<double>(kDeadlockWindow).count());
+  for (const RankSnapshot& s : now_ranks) {
+    if (s.process_running) text += fmt::format("cohortrun: rank {}: {}\n", s.rank, describe_wait(s));
+  }
+  std::vector<int> cycle = find_cycle(now_ranks);
+  if (!cycle.empty()) text += fmt::format("cohortrun: cycle: {}\n", format_cycle(cycle));
+  text += fmt::format("cohortrun: terminating the job (exit {})\n", kExitDeadlock);
+  platform::write_all(STDERR_FILENO, text);
+  teardown(Reason::deadlock);
+}
+
+void Job::hang_report(const char* why) {
+  if (mapping_.data() == nullptr) return;
+  std::string text = fmt::format("cohortrun: hang report ({}, {:.1f} s after start):\n", why,
+                                 ms_since(start_) / 1000.0);
+  for (const RankSnapshot& s : snapshots()) {
+    const Rank& rank = ranks_[static_cast<std::size_t>(s.rank)];
+    std::string state = state_text(s);
+    if (!s.process_running) state += ", " + describe_status(rank.exit.wait_status);
+    std::string where = describe_wait(s);
+    text += fmt::format("cohortrun: rank {} (pid {}): {}{}\n", s.rank, rank.pid, state,
+                        is_blocked(s) ? " in " + where : std::string());
+  }
+  platform::write_all(STDERR_FILENO, text);
+}
+
+void Job::exit_table() {
+  std::vector<std::array<std::string, 5>> rows;
+  rows.push_back({"rank", "pid", "state", "exit", "blocked in"});
+  for (int r = 0; r < n_; ++r) {
+    const Rank& rank = ranks_[static_cast<std::size_t>(r)];
+    int status = rank.exit.wait_status;
+    bool ok = !rank.running && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    bool terminated = std::find(terminated_.begin(), terminated_.end(), r) != terminated_.end();
+    std::string state = rank.running ? "running" : ok ? "exited" : terminated ? "terminated" : "failed";
+    std::string exit = rank.running ? "-" : WIFEXITED(status) ? fmt::format("code {}", WEXITSTATUS(status))
+                                            : WIFSIGNALED(status) ? platform::signal_name(WTERMSIG(status))
+                                                                  : fmt::format("status {:#x}", status);
+    std::string where = rank.last_wait && rank.last_wait->state == transport::RankState::attached
+                            ? describe_wait(*rank.last_wait)
+                            : std::string();
+    rows.push_back({std::to_string(r), std::to_string(rank.pid), state, exit, where.empty() ? "-" : where});
+  }
+  std::array<std::size_t, 5> width{};
+  for (const auto& row : rows) {
+    for (std::size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::string text;
+  for (const auto& row : rows) {
+    text += fmt::format("cohortrun: {:>{}}  {:>{}}  {:<{}}  {:<{}}  {}\n", row[0], width[0], row[1],
+                        width[1], row[2], width[2], row[3], width[3], row[4]);
+  }
+  platform::write_all(STDERR_FILENO, text);
 }
 
 void Job::signal_running(int signal) {

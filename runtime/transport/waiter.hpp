@@ -3,7 +3,7 @@
 // Spin briefly (a few µs; far less when ranks outnumber cores), then yield, then sleep on this
 // rank's doorbell futex. Whoever makes the condition true calls Segment::wake(rank), which costs a
 // syscall only when the sleeper said it is asleep. While blocked, the wait record in the rank's
-// slot says what it waits for (hang reports); the peers it depends on are checked so that a dead
+// slot says what it waits for (hang reports, deadlock detection: see docs/failures.md); the peers it depends on are checked so that a dead
 // peer raises cohort::PeerLost instead of hanging.
 #pragma once
 
@@ -71,7 +71,10 @@ class Waiter {
     record(me, what);
     struct Clear {
       RankSlot& s;
-      ~Clear() { s.wait_op.store(static_cast<std::uint32_t>(WaitOp::none), std::memory_order_relaxed); }
+      ~Clear() {
+        s.wait_op.store(static_cast<std::uint32_t>(WaitOp::none), std::memory_order_relaxed);
+        bump(s);
+      }
     } clear{me};
     for (std::uint32_t i = 0; i < policy_.yields; ++i) {
       ::sched_yield();
@@ -101,7 +104,15 @@ class Waiter {
   }
 
  private:
+  // `progress` changes each time the rank enters or leaves the slow path, so that the launcher's
+  // deadlock detector can tell a rank blocked in one wait from one that keeps finishing waits
+  // between its samples. Only the owner writes it (no read-modify-write needed).
+  static void bump(RankSlot& me) noexcept {
+    me.progress.store(me.progress.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
   static void record(RankSlot& me, const WaitFor& what) noexcept {
+    bump(me);
     me.wait_peer.store(what.peer, std::memory_order_relaxed);
     me.wait_tag.store(what.tag, std::memory_order_relaxed);
     me.wait_comm.store(what.comm, std::memory_order_relaxed);
