@@ -256,8 +256,9 @@ class Call {
     if (inline_data != nullptr && inline_bytes > 0) {
       copy_bytes(m.inline_data, inline_data, inline_bytes);
     }
-    m.token.store(token_, std::memory_order_seq_cst);  // seq_cst: ordered before notify()'s loads
     expected += readers.size();
+    area_.main_consumed(self, main_).wake_at.store(expected, std::memory_order_relaxed);
+    m.token.store(token_, std::memory_order_seq_cst);  // seq_cst: ordered before notify()'s loads
     main_readers.clear();
     for (int r : readers) main_readers.push_back(world(r));
     for (int w : main_readers) notify(w);
@@ -291,8 +292,9 @@ class Call {
     copy_bytes(area_.slot_data(self, s), src, len);
     auto& h = area_.slot(self, s);
     h.bytes = len;
-    h.chunk.store(g + 1, std::memory_order_seq_cst);
     engine_.slot_expected[s] += readers.size();
+    area_.slot_consumed(self, s).wake_at.store(engine_.slot_expected[s], std::memory_order_relaxed);
+    h.chunk.store(g + 1, std::memory_order_seq_cst);
     auto& wr = engine_.slot_readers[s];
     wr.clear();
     for (int r : readers) wr.push_back(world(r));
@@ -412,10 +414,16 @@ class Call {
     open(in, expect);
   }
 
+  /// Says this rank is done with a part of world rank w's block. Only the publication's last
+  /// reader wakes the publisher (the only one whose read can end its wait).
+  void release(int w, transport::CollectiveCounter& counter) const {
+    const std::uint64_t last = counter.wake_at.load(std::memory_order_relaxed);
+    if (counter.value.fetch_add(1, std::memory_order_seq_cst) + 1 == last) notify(w);
+  }
+
   void release_main(int peer) {
     int w = world(peer);
-    area_.main_consumed(w, main_).value.fetch_add(1, std::memory_order_seq_cst);
-    notify(w);
+    release(w, area_.main_consumed(w, main_));
   }
 
   [[nodiscard]] bool chunk_ready(const Incoming& in, std::uint64_t c) const {
@@ -438,9 +446,7 @@ class Call {
 
   void release_chunk(const Incoming& in, std::uint64_t c) {
     int w = world(in.peer);
-    area_.slot_consumed(w, (in.first_chunk + c) % kCollectiveSlots)
-        .value.fetch_add(1, std::memory_order_seq_cst);
-    notify(w);
+    release(w, area_.slot_consumed(w, (in.first_chunk + c) % kCollectiveSlots));
   }
 
   /// Copies the part of chunk c that this rank wants.
@@ -751,8 +757,9 @@ void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::b
     copy_bytes(slot, in + a, len);
     auto& h = area.slot(self, s);
     h.bytes = static_cast<std::uint32_t>(len);
-    h.chunk.store(g + 1, std::memory_order_seq_cst);
     engine.slot_expected[s] += 2 * peers.size();
+    area.slot_consumed(self, s).wake_at.store(engine.slot_expected[s], std::memory_order_relaxed);
+    h.chunk.store(g + 1, std::memory_order_seq_cst);
     engine.slot_readers[s] = peer_world;
     for (int w : peer_world) call.notify(w);
     // 2. Combine this rank's segment in rank order.

@@ -74,7 +74,9 @@ struct alignas(kCacheLine) CollectiveMain {
 static_assert(sizeof(CollectiveMain) == 2 * kCacheLine);
 
 struct alignas(kCacheLine) CollectiveCounter {
-  std::atomic<std::uint64_t> value;
+  std::atomic<std::uint64_t> value;    // bumped by each reader (fetch_add)
+  std::atomic<std::uint64_t> wake_at;  // set by the owner before publishing: the value the last
+                                       // reader of the publication reaches; only it wakes the owner
 };
 
 struct alignas(kCacheLine) CollectiveSlotHeader {
