@@ -5,7 +5,7 @@
 ///   2. raw: trivially copyable types (scalars, std::array, plain structs), and contiguous
 ///      containers of them (std::vector<T>, std::span<T>, std::basic_string) — copied as bytes;
 ///   3. Boost: a type with a member `serialize(Archive&, unsigned int)` (the Boost convention);
-///   4. cereal: a type cereal can save and load with its binary archive (member or free
+///   4. cereal: a type cereal can save and load with a binary archive (member or free
 ///      `serialize(Archive&)`, `save`/`load`, and the standard containers whose cereal header is
 ///      included; <cereal/types/vector.hpp> and <cereal/types/string.hpp> are included here);
 ///   5. anything else fails to compile with a message saying what to add.
@@ -31,6 +31,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <istream>
 #include <ostream>
 #include <span>
@@ -47,6 +48,82 @@
 #include <cereal/types/vector.hpp>
 
 #include "cohort/detail/p2p_traits.hpp"
+
+namespace cohort::detail {
+
+/// cereal's binary format, written straight into a byte vector (no iostream: cereal's
+/// BinaryOutputArchive costs a virtual streambuf call per field).
+class CerealWriter : public cereal::OutputArchive<CerealWriter, cereal::AllowEmptyClassElision> {
+ public:
+  explicit CerealWriter(std::vector<std::byte>& out)
+      : cereal::OutputArchive<CerealWriter, cereal::AllowEmptyClassElision>(this), out_(out) {}
+  void saveBinary(const void* data, std::size_t size) {
+    auto* b = static_cast<const std::byte*>(data);
+    out_.insert(out_.end(), b, b + size);
+  }
+
+ private:
+  std::vector<std::byte>& out_;
+};
+
+/// Reads what CerealWriter wrote; throws cereal::Exception when the payload is too short.
+class CerealReader : public cereal::InputArchive<CerealReader, cereal::AllowEmptyClassElision> {
+ public:
+  explicit CerealReader(std::span<const std::byte> in)
+      : cereal::InputArchive<CerealReader, cereal::AllowEmptyClassElision>(this),
+        at_(in.data()),
+        end_(in.data() + in.size()) {}
+  void loadBinary(void* data, std::size_t size) {
+    if (size > static_cast<std::size_t>(end_ - at_)) {
+      throw cereal::Exception("payload too short: " + std::to_string(size) + " bytes wanted, " +
+                              std::to_string(end_ - at_) + " left");
+    }
+    if (size != 0) std::memcpy(data, at_, size);
+    at_ += size;
+  }
+  [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - at_); }
+
+ private:
+  const std::byte* at_;
+  const std::byte* end_;
+};
+
+}  // namespace cohort::detail
+
+namespace cereal {
+template <class T>
+inline std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_SAVE_FUNCTION_NAME(cohort::detail::CerealWriter& ar,
+                                                                           const T& t) {
+  ar.saveBinary(std::addressof(t), sizeof(t));
+}
+template <class T>
+inline std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(cohort::detail::CerealReader& ar,
+                                                                           T& t) {
+  ar.loadBinary(std::addressof(t), sizeof(t));
+}
+template <class Archive, class T>
+inline CEREAL_ARCHIVE_RESTRICT(cohort::detail::CerealReader, cohort::detail::CerealWriter)
+    CEREAL_SERIALIZE_FUNCTION_NAME(Archive& ar, NameValuePair<T>& t) {
+  ar(t.value);
+}
+template <class Archive, class T>
+inline CEREAL_ARCHIVE_RESTRICT(cohort::detail::CerealReader, cohort::detail::CerealWriter)
+    CEREAL_SERIALIZE_FUNCTION_NAME(Archive& ar, SizeTag<T>& t) {
+  ar(t.size);
+}
+template <class T>
+inline void CEREAL_SAVE_FUNCTION_NAME(cohort::detail::CerealWriter& ar, const BinaryData<T>& bd) {
+  ar.saveBinary(bd.data, static_cast<std::size_t>(bd.size));
+}
+template <class T>
+inline void CEREAL_LOAD_FUNCTION_NAME(cohort::detail::CerealReader& ar, BinaryData<T>& bd) {
+  ar.loadBinary(bd.data, static_cast<std::size_t>(bd.size));
+}
+}  // namespace cereal
+
+CEREAL_REGISTER_ARCHIVE(cohort::detail::CerealWriter)
+CEREAL_REGISTER_ARCHIVE(cohort::detail::CerealReader)
+CEREAL_SETUP_ARCHIVE_TRAITS(cohort::detail::CerealReader, cohort::detail::CerealWriter)
 
 namespace cohort {
 
@@ -94,9 +171,8 @@ template <class T>
 concept BoostSerializable = requires(T& t, DetectArchive& a) { t.serialize(a, 0u); };
 
 template <class T>
-concept CerealSerializable =
-    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
-    cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
+concept CerealSerializable = cereal::traits::is_output_serializable<T, CerealWriter>::value &&
+                             cereal::traits::is_input_serializable<T, CerealReader>::value;
 
 template <class T>
 concept ExplicitFormat = requires { message_format<T>::value; };
@@ -193,15 +269,13 @@ inline constexpr unsigned kBoostArchiveFlags =
 /// Encodes a serialized (non-raw) value into `out` (cleared first).
 template <class T>
 void encode(const T& value, std::vector<std::byte>& out) {
-  thread_local ByteSink sink;
-  sink.reset(&out);
   if constexpr (format_of<T> == MessageFormat::cereal) {
-    thread_local std::ostream os(nullptr);
-    os.rdbuf(&sink);
-    os.clear();
-    cereal::BinaryOutputArchive ar(os);
+    out.clear();
+    CerealWriter ar(out);
     ar(value);
   } else {
+    thread_local ByteSink sink;
+    sink.reset(&out);
     boost::archive::binary_oarchive ar(sink, kBoostArchiveFlags);
     ar << value;
   }
@@ -210,23 +284,19 @@ void encode(const T& value, std::vector<std::byte>& out) {
 /// Decodes a serialized value; throws on a malformed payload or leftover bytes.
 template <class T>
 void decode(std::span<const std::byte> bytes, T& value) {
-  thread_local ByteSource source;  // reused: a streambuf's constructor copies the global locale
-  source.reset(bytes);
+  std::size_t left = 0;
   if constexpr (format_of<T> == MessageFormat::cereal) {
-    thread_local std::istream is(nullptr);
-    is.rdbuf(&source);
-    is.clear();
-    cereal::BinaryInputArchive ar(is);
+    CerealReader ar(bytes);
     ar(value);
-    is.rdbuf(nullptr);
+    left = ar.remaining();
   } else {
+    thread_local ByteSource source;  // reused: a streambuf's constructor copies the global locale
+    source.reset(bytes);
     boost::archive::binary_iarchive ar(source, kBoostArchiveFlags);
     ar >> value;
+    left = source.remaining();
   }
-  if (source.remaining() != 0) {
-    throw std::length_error(std::to_string(source.remaining()) +
-                            " bytes were left over after decoding");
-  }
+  if (left != 0) throw std::length_error(std::to_string(left) + " bytes were left over after decoding");
 }
 
 }  // namespace detail

@@ -454,11 +454,11 @@ Request Engine::isend(CommunicatorImpl& comm, int dest, int tag, const SendBuffe
 bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_all) {
   Incoming& in = in_[static_cast<std::size_t>(source)];
   Envelope env{h.context, source, h.tag};
-  const bool large = (h.flags & kLarge) != 0;
+  const bool large = (h.flags() & kLarge) != 0;
   // Payload layout (see write_frame): large: total(8) [fingerprint(4)]; eager: [fingerprint(4)]
   // data. The fingerprint is there for serialized formats only.
-  const bool serialized = h.kind != static_cast<std::uint8_t>(MessageFormat::raw);
-  std::size_t total = h.bytes;
+  const bool serialized = h.kind() != static_cast<std::uint8_t>(MessageFormat::raw);
+  std::size_t total = h.bytes();
   std::size_t data_at = 0;
   std::uint32_t fingerprint = 0;
   if (large) {
@@ -474,7 +474,7 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
   if (Operation* op = match_posted(env)) {
     unpost(*op);
     op->matched_source = source;
-    if (std::exception_ptr err = validate(*op, env, h.kind, fingerprint, total)) {
+    if (std::exception_ptr err = validate(*op, env, h.kind(), fingerprint, total)) {
       fail(*op, err);
       if (large) in.transfers.push_back(Transfer{env, nullptr, total, total, nullptr, nullptr});
       return true;
@@ -495,7 +495,7 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
   std::unique_ptr<std::byte[]> data(new std::byte[total]);
   if (!large && total != 0) in.ring.read(data.get(), total, data_at);
   Unexpected& e = unexpected_.emplace_back(
-      Unexpected{env, h.kind, fingerprint, total, std::move(data), !large});
+      Unexpected{env, h.kind(), fingerprint, total, std::move(data), !large});
   if (large) in.transfers.push_back(Transfer{env, e.data.get(), total, total, nullptr, &e});
   return true;
 }

@@ -32,6 +32,8 @@ MailboxLayout mailbox_layout(int ranks) {
   // A frame may take at most a quarter of the ring (the consumer's wake-up rule relies on it).
   // 8 bytes stay free for the frame's own prefix (a serialized message's type fingerprint).
   l.eager_max_bytes = std::min(kEagerLimit, l.ring_bytes / 4 - kFrameHeaderBytes - 8);
+  static_assert(kEagerLimit + 8 <= kMaxFrameBytes);
+  static_assert(kMaxRing / kSlotBytes < (1u << 15), "frame_seq must tell laps apart");
   return l;
 }
 

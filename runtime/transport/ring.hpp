@@ -2,14 +2,14 @@
 //
 // Slot ring (small messages). 32-byte slots, two per cache line; a frame is a header slot
 // followed by as many slots as its payload needs (the payload starts inline, right after the
-// 16-byte header):
+// 12-byte header):
 //
-//   slot p     | seq(4) bytes(2) kind(1) flags(1) tag(4) context(4) | payload (16 B) ...
+//   slot p     | seq(2) info(2: bytes 13 bits, kind 2, large 1) tag(4) context(4) | payload (20 B)
 //   slot p+1.. | payload ...
 //
 // The producer writes the payload and the header fields, then stores `seq = frame_seq(p)` with
 // release: an 8-byte message takes half a cache line (two per line: half the line transfers at
-// high message rates), a message of up to 48 bytes one line, and the consumer never reads a
+// high message rates), a message of up to 52 bytes one line, and the consumer never reads a
 // producer cursor. The consumer zeroes the first word of every slot it consumed before it
 // publishes its head, so stale payload can never look like a header. The producer caches the
 // consumer's head and reads it only when the ring looks full.
@@ -34,7 +34,9 @@
 namespace cohort::transport {
 
 inline constexpr std::size_t kSlotBytes = 32;
-inline constexpr std::size_t kFrameHeaderBytes = 16;
+inline constexpr std::size_t kFrameHeaderBytes = 12;
+/// Largest inline payload of one frame (13 bits).
+inline constexpr std::size_t kMaxFrameBytes = (1u << 13) - 1;
 
 /// Written by the producer of a pair.
 struct alignas(kCacheLine) ProducerLine {
@@ -58,20 +60,23 @@ struct PairView {
   std::size_t stream_bytes = 0;  // power of two
 };
 
-/// The header of a frame (first 16 bytes of its first slot). `seq` is accessed atomically.
+/// The header of a frame (first 12 bytes of its first slot). `seq` is accessed atomically.
 struct FrameHeader {
-  std::uint32_t seq;
-  std::uint16_t bytes;  // inline payload bytes
-  std::uint8_t kind;
-  std::uint8_t flags;
+  std::uint16_t seq;
+  std::uint16_t info;  // bits 0-12: inline payload bytes; 13-14: kind; 15: flags (large)
   std::int32_t tag;
   std::uint32_t context;
+
+  [[nodiscard]] std::size_t bytes() const noexcept { return info & kMaxFrameBytes; }
+  [[nodiscard]] std::uint8_t kind() const noexcept { return static_cast<std::uint8_t>((info >> 13) & 3u); }
+  [[nodiscard]] std::uint8_t flags() const noexcept { return static_cast<std::uint8_t>(info >> 15); }
 };
 static_assert(sizeof(FrameHeader) == kFrameHeaderBytes);
 
-/// The sequence word marking a frame that starts at absolute slot position `pos` (never 0).
-constexpr std::uint32_t frame_seq(std::uint64_t pos) noexcept {
-  return (static_cast<std::uint32_t>(pos) << 1) | 1u;
+/// The sequence word marking a frame that starts at absolute slot position `pos` (never 0;
+/// different from the frames of the previous laps of any ring of fewer than 2^15 slots).
+constexpr std::uint16_t frame_seq(std::uint64_t pos) noexcept {
+  return static_cast<std::uint16_t>((pos << 1) | 1u);
 }
 /// Slots taken by a frame with `bytes` of inline payload.
 constexpr std::size_t frame_slots(std::size_t bytes) noexcept {
@@ -94,12 +99,12 @@ inline void copy_out(const std::byte* ring, std::size_t size, std::uint64_t offs
   if (first != 0) std::memcpy(dst, ring + at, first);
   if (n > first) std::memcpy(dst + first, ring, n - first);
 }
-inline std::uint32_t load_seq(const std::byte* slot) noexcept {
-  return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(const_cast<std::byte*>(slot)))
+inline std::uint16_t load_seq(const std::byte* slot) noexcept {
+  return std::atomic_ref<std::uint16_t>(*reinterpret_cast<std::uint16_t*>(const_cast<std::byte*>(slot)))
       .load(std::memory_order_acquire);
 }
-inline void store_seq(std::byte* slot, std::uint32_t v, std::memory_order order) noexcept {
-  std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(slot)).store(v, order);
+inline void store_seq(std::byte* slot, std::uint16_t v, std::memory_order order) noexcept {
+  std::atomic_ref<std::uint16_t>(*reinterpret_cast<std::uint16_t*>(slot)).store(v, order);
 }
 }  // namespace ring_detail
 
@@ -119,7 +124,7 @@ class RingProducer {
 
   /// Writes one frame whose payload is `prefix` then `payload`; returns false (and raises the
   /// waiting flag) when it does not fit yet. The payload must fit in a quarter of the ring
-  /// (and in 65535 bytes).
+  /// (and in kMaxFrameBytes).
   [[nodiscard]] bool try_write(const FrameMeta& meta, std::span<const std::byte> prefix,
                                std::span<const std::byte> payload) noexcept {
     const std::size_t bytes = prefix.size() + payload.size();
@@ -133,11 +138,10 @@ class RingProducer {
       ring_detail::copy_in(v_.slots, ring_bytes, at + prefix.size(), payload.data(), payload.size());
     }
     auto* h = reinterpret_cast<FrameHeader*>(slot);
-    h->bytes = static_cast<std::uint16_t>(bytes);
+    h->info = static_cast<std::uint16_t>(bytes | (static_cast<std::size_t>(meta.kind & 3u) << 13) |
+                                         (static_cast<std::size_t>(meta.flags & 1u) << 15));
     h->tag = meta.tag;
     h->context = meta.context;
-    h->kind = meta.kind;
-    h->flags = meta.flags;
     ring_detail::store_seq(slot, frame_seq(tail_), std::memory_order_release);
     tail_ += need;
     return true;
@@ -190,7 +194,7 @@ class RingConsumer {
   }
   /// Releases the head frame (its slots become free once publish() runs).
   void consume(const FrameHeader* h) noexcept {
-    std::size_t n = frame_slots(h->bytes);
+    std::size_t n = frame_slots(h->bytes());
     for (std::size_t i = 0; i < n; ++i) {
       ring_detail::store_seq(const_cast<std::byte*>(slot_at(head_ + i)), 0, std::memory_order_relaxed);
     }

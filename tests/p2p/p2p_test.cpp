@@ -110,7 +110,7 @@ class P2P : public ::testing::Test {
 
 // Sizes across every protocol boundary.
 std::vector<std::size_t> boundary_sizes() {
-  std::vector<std::size_t> s{0, 1, 7, 8, 15, 16, 17, 47, 48, 49, 63, 64, 65, 1000};
+  std::vector<std::size_t> s{0, 1, 7, 8, 19, 20, 21, 51, 52, 53, 63, 64, 65, 1000};
   for (std::size_t b : {eager_max(), chunk_bytes(), stream_bytes(), 2 * stream_bytes()}) {
     s.push_back(b - 1);
     s.push_back(b);

@@ -96,9 +96,9 @@ TEST(SlotRing, ThreadsExchangeFramesInOrder) {
       continue;
     }
     std::size_t n = i % (kMaxPayload + 1);
-    if (h->bytes != n || h->tag != static_cast<std::int32_t>(i) || h->context != 7) ++bad;
-    c.read(buf.data(), h->bytes);
-    for (std::size_t k = 0; k < h->bytes; ++k) bad += buf[k] != pattern(i, k);
+    if (h->bytes() != n || h->tag != static_cast<std::int32_t>(i) || h->context != 7) ++bad;
+    c.read(buf.data(), h->bytes());
+    for (std::size_t k = 0; k < h->bytes(); ++k) bad += buf[k] != pattern(i, k);
     c.consume(h);
     c.publish();
     (void)c.producer_needs_wake();
