@@ -21,8 +21,9 @@
 /// The children are forked (no exec): they start with a copy of the parent's memory, so the
 /// callable and everything it captures are simply there. They share a fresh job segment (memfd):
 /// point-to-point, collectives, shared arrays and locks work among them exactly as under
-/// cohortrun. They are pinned one per core while they fit (as cohortrun does), die with the parent
-/// (PR_SET_PDEATHSIG), and when one dies the others' blocked calls raise cohort::PeerLost.
+/// cohortrun. They are pinned one per core as cohortrun pins ranks while they fit
+/// (SpawnOptions::bind), die with the parent (PR_SET_PDEATHSIG), and when one dies the others'
+/// blocked calls raise cohort::PeerLost.
 /// A callable may take `cohort::Communicator&` or nothing, and return void or any value Cohort can
 /// send (raw bytes, cereal or Boost.Serialization: cohort/serialization.hpp).
 /// An exception escaping the callable ends that rank with exit code 1; results() then throws
@@ -50,7 +51,8 @@ namespace cohort {
 
 /// How spawn() starts its ranks.
 struct SpawnOptions {
-  /// Pin rank i to core i while ranks fit the cores this process may use (as cohortrun does).
+  /// Pin ranks one per core while they fit the cores this process may use, exactly as cohortrun
+  /// places them (a single process is never pinned).
   bool bind = true;
   /// Bytes of the job's shared heap (SharedArray, locks, ...); committed only as used.
   std::size_t shared_heap_bytes = std::size_t{64} << 20;

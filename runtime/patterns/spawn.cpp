@@ -13,6 +13,7 @@
 
 #include "runtime/contract/contract.hpp"
 #include "runtime/platform/fork.hpp"
+#include "runtime/platform/placement.hpp"
 #include "runtime/platform/process.hpp"
 #include "runtime/platform/shared_memory.hpp"
 #include "runtime/runtime.hpp"
@@ -23,6 +24,12 @@ namespace detail {
 
 namespace {
 constexpr char kResultFrame = 'R';
+
+/// This machine's topology, loaded once per process (a few ms) and only when binding needs it.
+const platform::Topology& system_topology() {
+  static const platform::Topology topology = platform::Topology::load_system();
+  return topology;
+}
 constexpr char kErrorFrame = 'E';
 
 void write_frame(int fd, char kind, const void* data, std::size_t bytes) {
@@ -96,8 +103,19 @@ JobState::JobState(int ranks, const RankBody& body, const SpawnOptions& options)
     throw InvalidArgument(fmt::format("cohort::spawn: {} ranks requested; give 1 to {}", ranks,
                                       contract::kMaxRanks));
   }
+  // Placement as cohortrun does it (runtime/platform/placement.hpp): one rank per core while
+  // they fit, no binding beyond. A single process is not pinned: it has no peers to place.
   const std::vector<unsigned> cpus = platform::current_affinity();
-  const bool oversubscribed = static_cast<std::size_t>(ranks) > cpus.size();
+  platform::Placement placement;
+  if (ranks > 1 && static_cast<std::size_t>(ranks) <= cpus.size()) {
+    placement = platform::place(system_topology(), cpus, ranks,
+                                options.bind ? platform::BindPolicy::automatic : platform::BindPolicy::none,
+                                platform::MapPolicy::core);
+  } else {
+    placement.oversubscribed = static_cast<std::size_t>(ranks) > cpus.size();
+    placement.ranks.resize(static_cast<std::size_t>(ranks));
+  }
+  const bool oversubscribed = placement.oversubscribed;
   const std::uint64_t job = platform::random_u64();
   auto layout = transport::segment_layout(ranks, options.shared_heap_bytes);
   segment_fd_ = platform::create_shared_memory("cohort-spawn", layout.total_bytes,
@@ -112,13 +130,9 @@ JobState::JobState(int ranks, const RankBody& body, const SpawnOptions& options)
   for (int r = 0; r < ranks; ++r) {
     Child& child = children_[static_cast<std::size_t>(r)];
     platform::Pipe pipe = platform::make_pipe("cohort::spawn result pipe");
-    platform::CpuMask mask;
-    std::string cpu_list;
-    if (options.bind && !oversubscribed) {
-      unsigned cpu = cpus[static_cast<std::size_t>(r)];
-      mask = platform::CpuMask(std::span<const unsigned>(&cpu, 1));
-      cpu_list = std::to_string(cpu);
-    }
+    const std::vector<unsigned>& bound = placement.ranks[static_cast<std::size_t>(r)].cpus;
+    platform::CpuMask mask(bound);
+    std::string cpu_list = platform::format_cpu_list(bound);
     pid_t pid = platform::fork_child(true, mask.empty() ? nullptr : mask.data(), mask.bytes());
     if (pid == 0) {
       // The child: become rank r of the new job, run the body, report, and leave without

@@ -1,4 +1,4 @@
-#include "launcher/placement.hpp"
+#include "runtime/platform/placement.hpp"
 
 #include <hwloc.h>
 
@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-namespace cohort::launcher {
+namespace cohort::platform {
 namespace {
 
 // RAII for an hwloc bitmap.
@@ -235,4 +235,4 @@ std::string format_cpu_list(std::span<const unsigned> cpus) {
   return out;
 }
 
-}  // namespace cohort::launcher
+}  // namespace cohort::platform
