@@ -272,6 +272,12 @@ class Call {
     if (segment_.slot(w).sleeping.load(std::memory_order_seq_cst) != 0) segment_.wake(w);
   }
 
+  /// True when this call's main line may be published without waiting.
+  [[nodiscard]] bool main_free() const {
+    return area_.main_consumed(engine_.self(), main_).value.load(std::memory_order_acquire) >=
+           engine_.main_expected[main_];
+  }
+
   [[nodiscard]] bool slot_free(std::uint64_t g) const {
     std::size_t s = g % kCollectiveSlots;
     return area_.slot_consumed(engine_.self(), s).value.load(std::memory_order_acquire) >=
@@ -1152,6 +1158,9 @@ class LargeAllreduceOp final : public NonBlocking {
           ++c_;
         }
       }
+      // step() must not block (it runs inside other waits): publish the broadcast only once
+      // its main line is free.
+      if (root && !bcast_.main_free()) return false;
       phase_ = 1;
       if (root) {
         down_.data = out_;
@@ -1176,6 +1185,7 @@ class LargeAllreduceOp final : public NonBlocking {
           if (done()) return true;
           if (phase_ == 1) return bcast_.exchange_ready(root ? &down_ : nullptr, bin_);
           if (!root) return reduce_.exchange_ready(&up_, {});
+          if (c_ >= chunks_) return bcast_.main_free();
           for (int r = 1; r < reduce_.n(); ++r) {
             auto& i = ins_[static_cast<std::size_t>(r)];
             if (!i.opened ? reduce_.main_ready(r) : (c_ < chunks_ && reduce_.chunk_ready(i, c_))) return true;
