@@ -82,6 +82,8 @@ struct QueueShared {
   std::atomic<std::uint32_t> items_event;
   alignas(64) std::atomic<std::uint32_t> producers_sleeping;
   std::atomic<std::uint32_t> space_event;
+  std::atomic<std::uint32_t> pool_sleeping;  // producers waiting for chunks
+  std::atomic<std::uint32_t> pool_event;
   // JoinableQueue accounting.
   // Unfinished items = claimed puts (enqueue_pos) - finished; no counting on the put path.
   alignas(64) std::atomic<std::uint64_t> finished;  // task_done() calls + items lost
@@ -379,7 +381,7 @@ QueueResult QueueCore::put(std::span<const std::byte> payload, nanoseconds timeo
                                    self_, comm_.impl().world_rank(dead)));
     };
     auto pending = [] { return false; };  // consumers call wake_if_sleeping after freeing chunks
-    if (!wait_loop(policy, timeout, q.producers_sleeping, q.space_event, attempt, pending, slow,
+    if (!wait_loop(policy, timeout, q.pool_sleeping, q.pool_event, attempt, pending, slow,
                    on_lost)) {
       return QueueResult::timeout;
     }
@@ -526,10 +528,9 @@ QueueResult QueueCore::get(const QueueSink& sink, nanoseconds timeout) {
         }
         s.seq.store(pos + q.capacity, std::memory_order_release);
         mine.get.store(0, std::memory_order_relaxed);
+        if (producers_asleep) wake(q.space_event, 1);
         if (bytes > kInlineBytes && !hole) {
-          wake_if_sleeping(q.producers_sleeping, q.space_event, INT_MAX);  // chunks were freed
-        } else if (producers_asleep) {
-          wake(q.space_event, 1);
+          wake_if_sleeping(q.pool_sleeping, q.pool_event, INT_MAX);  // chunks were freed
         }
         if (hole) {
           q.finished.fetch_add(1, std::memory_order_relaxed);
@@ -595,8 +596,10 @@ void QueueCore::close() {
   q.enqueue_pos.fetch_or(kClosedBit, std::memory_order_acq_rel);
   q.items_event.fetch_add(1, std::memory_order_seq_cst);
   q.space_event.fetch_add(1, std::memory_order_seq_cst);
+  q.pool_event.fetch_add(1, std::memory_order_seq_cst);
   platform::futex_wake(q.items_event, INT_MAX);
   platform::futex_wake(q.space_event, INT_MAX);
+  platform::futex_wake(q.pool_event, INT_MAX);
 }
 
 bool QueueCore::closed() const noexcept {
