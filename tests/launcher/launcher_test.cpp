@@ -32,6 +32,7 @@ using namespace std::chrono_literals;
 const std::string kCohortrun = COHORTRUN_PATH;
 const std::string kRank = RANK_BEHAVIOUR_PATH;
 const std::string kWatcher = SEGMENT_WATCHER_PATH;
+const std::string kWaits = WAIT_BEHAVIOUR_PATH;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -536,6 +537,106 @@ TEST_F(LauncherTest, NothingIsLeftInDevShm) {
     EXPECT_TRUE(before.count(name) == 1 || name.find("cohort") == std::string::npos)
         << "/dev/shm/" << name << " left behind";
   }
+}
+
+// ---- deadlocks and hang reports (docs/failures.md) -------------------------------------------
+
+TEST_F(LauncherTest, DeadlockIsReportedWithTheWaitForGraphAndExits125) {
+  Result r = run({"-n", "3", "--timeout", "20", kWaits, "ring_deadlock"});
+  EXPECT_EQ(r.code(), 125) << r.err;
+  EXPECT_NE(r.err.find("cohortrun: deadlock: every running rank is blocked"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cohortrun: rank 0: recv(source 1, tag 5)\ncohortrun: rank 1: recv(source 2, tag 5)\n"
+                       "cohortrun: rank 2: recv(source 0, tag 5)\ncohortrun: cycle: 0 -> 1 -> 2 -> 0\n"),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ranks 0-2 terminated by cohortrun (deadlock)"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("cohortrun: +1 +[0-9]+ +terminated +SIGTERM +recv\\(source 2, tag 5\\)\n")))
+      << r.err;
+}
+
+TEST_F(LauncherTest, DeadlockDetectionCanBeTurnedOff) {
+  Result r = run({"-n", "2", "--no-deadlock-detection", "--timeout", "2", kWaits, "ring_deadlock"});
+  EXPECT_EQ(r.code(), 124) << r.err;
+  EXPECT_EQ(r.err.find("deadlock:"), std::string::npos) << r.err;
+  // The timeout's table says where each rank was.
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("cohortrun: +0 +[0-9]+ +terminated +SIGTERM +recv\\(source 1, tag 5\\)\n")))
+      << r.err;
+}
+
+// No false positives: a rank that computes for 3 s while its peer waits is not a deadlock, nor is
+// a ring whose ranks are in recv nearly all the time, nor a barrier waiting for a slow rank.
+TEST_F(LauncherTest, WaitingForAComputingRankIsNotADeadlock) {
+  Result r = run({"-n", "2", "--timeout", "30", kWaits, "slow_sender", "3000"});
+  EXPECT_EQ(r.code(), 0) << r.err;
+  EXPECT_EQ(r.out, "rank 0 got 42\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(LauncherTest, BusyTokenRingIsNotADeadlock) {
+  Result r = run({"-n", "4", "--timeout", "30", kWaits, "token_ring", "2500"});
+  EXPECT_EQ(r.code(), 0) << r.err;
+  EXPECT_EQ(r.out, "ring: some rounds\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(LauncherTest, SlowRingIsNotADeadlock) {
+  Result r = run({"-n", "3", "--timeout", "30", kWaits, "paced_ring", "2000", "150"});
+  EXPECT_EQ(r.code(), 0) << r.err;
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(LauncherTest, BarrierWaitingForASlowRankIsNotADeadlock) {
+  Result r = run({"-n", "3", "--timeout", "30", kWaits, "slow_barrier", "2000"});
+  EXPECT_EQ(r.code(), 0) << r.err;
+  EXPECT_EQ(r.out, "barrier passed\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(LauncherTest, HangReportSaysWhereEachRankWaits) {
+  Result r = run({"-n", "3", "--hang-report", "0.4", "--timeout", "30", kWaits, "slow_sender", "1500"});
+  EXPECT_EQ(r.code(), 0) << r.err;
+  EXPECT_NE(r.err.find("cohortrun: hang report (periodic, "), std::string::npos) << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("cohortrun: rank 0 \\(pid [0-9]+\\): blocked in recv\\(source 1, tag 9\\)\n")))
+      << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("cohortrun: rank 1 \\(pid [0-9]+\\): running\n"))) << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("cohortrun: rank 2 \\(pid [0-9]+\\): exited, exited with code 0\n")))
+      << r.err;
+}
+
+TEST_F(LauncherTest, SigquitPrintsAHangReportAndTheJobGoesOn) {
+  start({"-n", "2", "--timeout", "30", kWaits, "slow_sender", "3000"});
+  // Ask until rank 0 is seen blocked (it may still be starting at the first request).
+  bool seen = false;
+  for (int i = 0; i < 12 && !seen; ++i) {
+    std::this_thread::sleep_for(200ms);
+    ASSERT_EQ(::kill(child_, SIGQUIT), 0);
+    std::this_thread::sleep_for(50ms);
+    seen = read_file(dir_ + "/stderr").find("blocked in recv(source 1, tag 9)") != std::string::npos;
+  }
+  Result r = wait();
+  EXPECT_TRUE(seen) << r.err;
+  EXPECT_EQ(r.code(), 0) << r.err;
+  EXPECT_EQ(r.out, "rank 0 got 42\n");
+  EXPECT_NE(r.err.find("cohortrun: hang report (SIGQUIT, "), std::string::npos) << r.err;
+}
+
+TEST_F(LauncherTest, FailureTableNamesTheCallEachRankWasBlockedIn) {
+  // Rank 1 fails (exit 6) after 300 ms; rank 0 waits for it in recv(source 1, tag 9).
+  Result r = run({"-n", "3", "--timeout", "30", kWaits, "slow_sender", "300", "fail"});
+  EXPECT_EQ(r.code(), 6) << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("cohortrun: rank +pid +state +exit +blocked in\n"))) << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("cohortrun: +0 +[0-9]+ +[a-z]+ +[A-Za-z0-9 ]+ +recv\\(source 1, tag 9\\)\n")))
+      << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("cohortrun: +1 +[0-9]+ +failed +code 6 +-\n"))) << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("cohortrun: +2 +[0-9]+ +exited +code 0 +-\n"))) << r.err;
+}
+
+TEST_F(LauncherTest, UncaughtExceptionInARankEndsTheJobWithItsMessage) {
+  Result r = run({"-n", "2", "--timeout", "30", kWaits, "throw"});
+  EXPECT_EQ(r.code(), 128 + SIGABRT) << r.err;
+  EXPECT_NE(r.err.find("cohort: rank 1: uncaught exception: rank 1 gave up\n"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("cohortrun: rank 1 \\(pid [0-9]+\\) killed by SIGABRT"))) << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("cohortrun: +0 +[0-9]+ +[a-z]+ +[A-Za-z0-9 ]+ +recv\\(source 1, tag 9\\)\n")))
+      << r.err;
 }
 
 }  // namespace

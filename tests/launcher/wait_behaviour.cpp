@@ -1,14 +1,18 @@
 // wait_behaviour: a Cohort-linked rank for the hang report and deadlock detection tests.
 //   wait_behaviour ring_deadlock          every rank recv(next rank, tag 5) first: a cycle
-//   wait_behaviour slow_sender MS         rank 1 computes MS ms, then sends to rank 0, which
-//                                         waits in recv(source 1, tag 9); exit 0
+//   wait_behaviour slow_sender MS [fail]  rank 1 computes MS ms, then sends to rank 0, which
+//                                         waits in recv(source 1, tag 9); exit 0 (with "fail",
+//                                         rank 1 exits with 6 instead of sending)
 //   wait_behaviour token_ring MS          a token goes round the ring as fast as it can for MS
 //                                         ms (every rank is in recv nearly all the time); exit 0
 //   wait_behaviour paced_ring MS PAUSE    the same, each holder computing PAUSE ms before passing
 //   wait_behaviour slow_barrier MS        rank 0 computes MS ms before a barrier; exit 0
+//   wait_behaviour throw                  rank 1 throws (uncaught) while rank 0 waits in
+//                                         recv(source 1, tag 9)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -53,7 +57,7 @@ int main(int argc, char** argv) {
   auto& comm = env.world();
   std::string mode = argc > 1 ? argv[1] : "";
   long a = argc > 2 ? std::atol(argv[2]) : 0;
-  long b = argc > 3 ? std::atol(argv[3]) : 0;
+  long b = argc > 3 ? std::atol(argv[3]) : 0;  // "fail" reads as 0
   if (mode == "ring_deadlock") {
     int next = (comm.rank() + 1) % comm.size();
     int value = comm.recv<int>(next, cohort::Tag{5});
@@ -64,10 +68,17 @@ int main(int argc, char** argv) {
       std::printf("rank 0 got %d\n", v);
     } else if (comm.rank() == 1) {
       compute(a);
+      if (argc > 3 && std::string(argv[3]) == "fail") std::exit(6);
       comm.send(42, 0, cohort::Tag{9});
     }
   } else if (mode == "token_ring" || mode == "paced_ring") {
     ring(comm, a, mode == "paced_ring" ? b : 0);
+  } else if (mode == "throw") {
+    if (comm.rank() == 1) {
+      compute(200);
+      throw std::runtime_error("rank 1 gave up");
+    }
+    if (comm.rank() == 0) comm.recv<int>(1, cohort::Tag{9});
   } else if (mode == "slow_barrier") {
     if (comm.rank() == 0) compute(a);
     comm.barrier();
