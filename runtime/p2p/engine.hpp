@@ -6,13 +6,13 @@
 // Sends to one destination leave in order (a FIFO per destination); a send to self is matched
 // or buffered locally.
 //
-// Receiving: every progress call drains each incoming ring (round-robin start, so any-source
+// Receiving: every progress call looks at each incoming ring (round-robin start, so any-source
 // receives serve all senders fairly). A frame is matched against the posted receives in post
-// order; unmatched small messages move to the unexpected queue (private memory). An unmatched
-// large message stays in its ring (so a receive posted later streams it straight into the user's
-// buffer) unless some posted receive or probe could want a later message from that sender, or
-// this rank has been blocked for a while: then it is drained into the unexpected queue too, so
-// blocked ranks never wait on each other's rings.
+// order. A frame nobody has asked for stays in its ring (a receive posted later takes it from
+// there, a large one streams straight into the user's buffer) until some posted receive or probe
+// could want a later message from that sender, or this rank has been blocked for a while: then it
+// moves to the unexpected queue (private memory), so blocked ranks never wait on each other's
+// full rings.
 //
 // Single-threaded: only the owning rank's thread calls an Engine.
 #pragma once
