@@ -11,7 +11,7 @@ is better).
 
   python3 bench/suites/p2p.py --build build [--quick] [--json FILE] [--bench latency]
 
-Binaries: BUILD/bin/cohortrun, BUILD/bin/p2p_cohort and BUILD/bin/p2p_mpi (bench/p2p).
+Binaries: BUILD/bin/cohortrun, BUILD/bin/bench/p2p_cohort and BUILD/bin/bench/p2p_mpi (bench/p2p).
 `run(build, quick, ...)` returns the JSON rows, for a harness that imports this file.
 """
 import argparse
@@ -69,8 +69,8 @@ def cases(benches):
 def run(build, quick=False, benches=None, repeats=None):
     bin_dir = os.path.join(build, "bin")
     cohortrun = os.path.join(bin_dir, "cohortrun")
-    cohort_bin = os.path.join(bin_dir, "p2p_cohort")
-    mpi_bin = os.path.join(bin_dir, "p2p_mpi")
+    cohort_bin = os.path.join(bin_dir, "bench", "p2p_cohort")
+    mpi_bin = os.path.join(bin_dir, "bench", "p2p_mpi")
     have_mpi = os.path.exists(mpi_bin)
     repeats = repeats or (3 if quick else 5)
     env = mpi_env()
