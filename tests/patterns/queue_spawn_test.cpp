@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cohort/cohort.hpp>
+#include <cohort/pipe.hpp>
 #include <cohort/queue.hpp>
 #include <cohort/spawn.hpp>
 #include <cohort/sync.hpp>
@@ -122,6 +123,24 @@ TEST(QueueDeath, GetWithATimeoutReturnsWhenProducersAreGone) {
     if (w.rank() == 1) return 0;
     std::this_thread::sleep_for(50ms);
     return q.try_get(100ms).has_value() ? -1 : 1;
+  });
+  EXPECT_EQ(job.results<int>(), (std::vector<int>{1, 0}));
+}
+
+TEST(PipeDeath, RecvThrowsPeerLostWhenThePeerIsGone) {
+  auto job = cohort::spawn(2, [](cohort::Communicator& w) {
+    cohort::Pipe pipe(w, 0, 1);
+    if (w.rank() == 1) {
+      pipe.send(41);
+      return 0;  // exits without closing
+    }
+    int first = pipe.recv<int>();  // sent before the peer left: still delivered
+    try {
+      (void)pipe.recv<int>();
+    } catch (const cohort::PeerLost& e) {
+      return first == 41 && e.peer() == 1 ? 1 : -1;
+    }
+    return -2;
   });
   EXPECT_EQ(job.results<int>(), (std::vector<int>{1, 0}));
 }
