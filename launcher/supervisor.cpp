@@ -627,8 +627,7 @@ void Job::hang_report(const char* why) {
                                  ms_since(start_) / 1000.0);
   for (const RankSnapshot& s : snapshots()) {
     const Rank& rank = ranks_[static_cast<std::size_t>(s.rank)];
-    std::string state = state_text(s);
-    if (!s.process_running) state += ", " + describe_status(rank.exit.wait_status);
+    std::string state = s.process_running ? state_text(s) : describe_status(rank.exit.wait_status);
     std::string where = describe_wait(s);
     text += fmt::format("cohortrun: rank {} (pid {}): {}{}\n", s.rank, rank.pid, state,
                         is_blocked(s) ? " in " + where : std::string());
