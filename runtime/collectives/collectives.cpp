@@ -257,7 +257,7 @@ class Call {
       copy_bytes(m.inline_data, inline_data, inline_bytes);
     }
     expected += readers.size();
-    area_.main_consumed(self, main_).wake_at.store(expected, std::memory_order_relaxed);
+    m.wake_at = expected;
     m.token.store(token_, std::memory_order_seq_cst);  // seq_cst: ordered before notify()'s loads
     main_readers.clear();
     for (int r : readers) main_readers.push_back(world(r));
@@ -299,7 +299,7 @@ class Call {
     auto& h = area_.slot(self, s);
     h.bytes = len;
     engine_.slot_expected[s] += readers.size();
-    area_.slot_consumed(self, s).wake_at.store(engine_.slot_expected[s], std::memory_order_relaxed);
+    h.wake_at = engine_.slot_expected[s];
     h.chunk.store(g + 1, std::memory_order_seq_cst);
     auto& wr = engine_.slot_readers[s];
     wr.clear();
@@ -422,14 +422,14 @@ class Call {
 
   /// Says this rank is done with a part of world rank w's block. Only the publication's last
   /// reader wakes the publisher (the only one whose read can end its wait).
-  void release(int w, transport::CollectiveCounter& counter) const {
-    const std::uint64_t last = counter.wake_at.load(std::memory_order_relaxed);
+  /// (`last` is the publication's wake_at, read while it is still ours to read.)
+  void release(int w, transport::CollectiveCounter& counter, std::uint64_t last) const {
     if (counter.value.fetch_add(1, std::memory_order_seq_cst) + 1 == last) notify(w);
   }
 
   void release_main(int peer) {
     int w = world(peer);
-    release(w, area_.main_consumed(w, main_));
+    release(w, area_.main_consumed(w, main_), area_.main(w, main_).wake_at);
   }
 
   [[nodiscard]] bool chunk_ready(const Incoming& in, std::uint64_t c) const {
@@ -452,7 +452,8 @@ class Call {
 
   void release_chunk(const Incoming& in, std::uint64_t c) {
     int w = world(in.peer);
-    release(w, area_.slot_consumed(w, (in.first_chunk + c) % kCollectiveSlots));
+    const std::size_t s = (in.first_chunk + c) % kCollectiveSlots;
+    release(w, area_.slot_consumed(w, s), area_.slot(w, s).wake_at);
   }
 
   /// Copies the part of chunk c that this rank wants.
@@ -764,7 +765,7 @@ void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::b
     auto& h = area.slot(self, s);
     h.bytes = static_cast<std::uint32_t>(len);
     engine.slot_expected[s] += 2 * peers.size();
-    area.slot_consumed(self, s).wake_at.store(engine.slot_expected[s], std::memory_order_relaxed);
+    h.wake_at = engine.slot_expected[s];
     h.chunk.store(g + 1, std::memory_order_seq_cst);
     engine.slot_readers[s] = peer_world;
     for (int w : peer_world) call.notify(w);

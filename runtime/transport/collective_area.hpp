@@ -11,7 +11,7 @@
 //   RankBlock (block_bytes(ranks), a multiple of 64):
 //     +0      CollectiveMain[kMains]  2 lines each: token (published last), descriptor (kind,
 //                                root, bytes, element size, operation id, chunk size, first chunk
-//                                number) and kCollectiveInlineBytes of inline payload. A call
+//                                number, wake-up count) and kCollectiveInlineBytes of payload. A call
 //                                with sequence number s uses main s % kMains, so a root can
 //                                publish several small broadcasts before the first is read.
 //     +2048   main_consumed[kMains]   1 line each: bumped by each reader when done with the main
@@ -38,7 +38,7 @@ namespace cohort::transport {
 
 inline constexpr std::size_t kCollectiveSlots = 4;
 inline constexpr std::size_t kCollectiveMains = 16;
-inline constexpr std::size_t kCollectiveInlineBytes = 80;
+inline constexpr std::size_t kCollectiveInlineBytes = 72;
 
 /// Chunk (staging buffer) size per slot for a job of `ranks` ranks.
 std::size_t collective_chunk_bytes(int ranks);
@@ -69,19 +69,20 @@ struct alignas(kCacheLine) CollectiveMain {
   std::uint32_t chunk_bytes;
   std::uint32_t elem_bytes;
   std::uint64_t first_chunk;
+  std::uint64_t wake_at;  // main_consumed value the publication's last reader reaches: only it
+                          // wakes the owner (kept here, in a line the owner writes anyway)
   std::byte inline_data[kCollectiveInlineBytes];
 };
 static_assert(sizeof(CollectiveMain) == 2 * kCacheLine);
 
 struct alignas(kCacheLine) CollectiveCounter {
-  std::atomic<std::uint64_t> value;    // bumped by each reader (fetch_add)
-  std::atomic<std::uint64_t> wake_at;  // set by the owner before publishing: the value the last
-                                       // reader of the publication reaches; only it wakes the owner
+  std::atomic<std::uint64_t> value;  // bumped by each reader (fetch_add)
 };
 
 struct alignas(kCacheLine) CollectiveSlotHeader {
   std::atomic<std::uint64_t> chunk;   // global chunk number + 1 of the data in the slot
   std::atomic<std::uint64_t> result;  // chunk number + 1 once the owner's reduced segment is in
+  std::uint64_t wake_at;              // as CollectiveMain::wake_at, for slot_consumed
   std::uint32_t bytes;
 };
 
