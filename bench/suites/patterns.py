@@ -1,7 +1,7 @@
 """patterns suite: the multiprocessing layer against Python's multiprocessing (2 workers).
 Rows (BENCHMARKS.md): pool_map_chunk1, pool_map_auto (tasks/s, np = workers), spawn_join_100 (ms,
 np = 100), cpu_bound_speedup (ratio, np = workers); the queue and pipe rows come from
-patterns_queue.py when it exists. Each figure is the median of the program's own repeats, and
+_patterns_queue.py (H4's Queue/Pipe rows). Each figure is the median of the program's own repeats, and
 the programs alternate A B A B.
 """
 from __future__ import annotations

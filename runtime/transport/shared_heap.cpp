@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <new>
+#include <type_traits>
 
 #include <fmt/format.h>
 
@@ -17,11 +18,12 @@ constexpr std::size_t kOverhead = sizeof(HeapHeader) + kHeapEntries * sizeof(Hea
 std::size_t heap_area_bytes(std::size_t capacity) { return kOverhead + capacity; }
 
 void format_heap_area(std::span<std::byte> area, std::size_t capacity) {
+  // The area is zero-filled, which is what an empty HeapEntry is: only the header is written,
+  // so the table's pages are committed only as entries are used.
+  static_assert(std::is_trivially_default_constructible_v<HeapEntry> ||
+                std::is_standard_layout_v<HeapEntry>);
   auto* h = new (area.data()) HeapHeader{};
   h->capacity = capacity;
-  for (std::size_t i = 0; i < kHeapEntries; ++i) {
-    new (area.data() + sizeof(HeapHeader) + i * sizeof(HeapEntry)) HeapEntry{};
-  }
 }
 
 std::span<std::byte> SharedHeap::attach(std::uint64_t key, std::size_t bytes, std::size_t align,

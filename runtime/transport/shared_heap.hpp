@@ -2,7 +2,7 @@
 // SharedValue, locks, ...). Pure data over memory it does not own.
 //
 //   HeapHeader      1 cache line: bytes used, capacity
-//   HeapEntry[256]  1 cache line each: key, offset, bytes, ready flag
+//   HeapEntry[4096] 1 cache line each: key, offset, bytes, ready flag
 //   data            capacity bytes, handed out by a bump pointer, never freed (job lifetime)
 //
 // Every process that asks for the same key gets the same block: the first one claims the entry
@@ -17,7 +17,7 @@
 
 namespace cohort::transport {
 
-inline constexpr std::size_t kHeapEntries = 256;
+inline constexpr std::size_t kHeapEntries = 4096;  // 256 KiB of table, committed as used
 
 struct alignas(64) HeapHeader {
   std::atomic<std::uint64_t> used;
