@@ -95,7 +95,11 @@ class JobState {
   std::mutex pump_mutex_;             // one thread pumps at a time
   mutable std::mutex state_mutex_;    // children_ status fields, results_, errors_
   std::condition_variable changed_;
-  std::thread supervisor_;
+  bool supervised_ = false;           // a supervisor thread reaps the children
+  std::mutex join_mutex_;
+  std::thread supervisor_;            // joined as soon as every child has ended (a finished,
+                                      // unjoined thread would be inherited by later forks)
+  void join_supervisor();
 };
 
 JobState::JobState(int ranks, const RankBody& body, const SpawnOptions& options) {
@@ -163,11 +167,19 @@ JobState::JobState(int ranks, const RankBody& body, const SpawnOptions& options)
     poller_.add(child.pidfd.get(), static_cast<std::uint64_t>(r) * 2);
     poller_.add(child.results.get(), static_cast<std::uint64_t>(r) * 2 + 1);
   }
-  if (ranks > 1) supervisor_ = std::thread([this] { supervise(); });
+  if (ranks > 1) {
+    supervised_ = true;
+    supervisor_ = std::thread([this] { supervise(); });
+  }
 }
 
 JobState::~JobState() {
   (void)wait(-1, std::chrono::nanoseconds(-1));
+  join_supervisor();
+}
+
+void JobState::join_supervisor() {
+  std::lock_guard lock(join_mutex_);
   if (supervisor_.joinable()) supervisor_.join();
 }
 
@@ -251,14 +263,14 @@ bool JobState::wait(int rank, std::chrono::nanoseconds timeout) {
   for (;;) {
     {
       std::unique_lock lock(state_mutex_);
-      if (finished()) return true;
-      if (supervisor_.joinable()) {
-        if (unlimited) {
-          changed_.wait(lock, finished);
-          return true;
-        }
-        return changed_.wait_until(lock, deadline, finished);
+      if (supervised_) {
+        bool ok = unlimited ? (changed_.wait(lock, finished), true)
+                            : changed_.wait_until(lock, deadline, finished);
+        lock.unlock();
+        if (ok && rank < 0) join_supervisor();  // every child has ended: so has the supervisor
+        return ok;
       }
+      if (finished()) return true;
     }
     if (!unlimited && Clock::now() >= deadline) return false;
     std::lock_guard pumping(pump_mutex_);
@@ -269,7 +281,7 @@ bool JobState::wait(int rank, std::chrono::nanoseconds timeout) {
 }
 
 std::optional<int> JobState::exit_code(int rank) {
-  if (!supervisor_.joinable()) (void)wait(rank, std::chrono::nanoseconds(0));
+  if (!supervised_) (void)wait(rank, std::chrono::nanoseconds(0));
   std::lock_guard lock(state_mutex_);
   const Child& c = children_.at(static_cast<std::size_t>(rank));
   if (!c.wait_status) return std::nullopt;
