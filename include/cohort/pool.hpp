@@ -477,37 +477,36 @@ auto pool_map_outcomes(Communicator& comm, const std::vector<In>& inputs, Fn fn,
   return out;
 }
 
+namespace detail {
+template <class In, class Fn, class OnResult>
+void pool_stream(Communicator& comm, const std::vector<In>& inputs, Fn& fn, OnResult& on_result,
+                 bool ordered, const PoolOptions& options) {
+  using R = pool_result_t<Fn, In>;
+  PoolOptions o = options;
+  o.everywhere = false;
+  PoolSummary summary = pool_run<R>(
+      comm, inputs.size(), [&](std::size_t i) { return fn(inputs[i]); },
+      [&](std::size_t i, Outcome<R>&& r) {
+        if (r.ok()) on_result(i, *r.value);
+      },
+      [](std::vector<Outcome<R>>&&) {}, ordered, o);
+  if (!summary.report.empty()) throw_pool_error(std::move(summary));
+}
+}  // namespace detail
+
 /// Streams results to `on_result(index, const R&)` at the root in input order as they become
 /// available (Pool.imap). Failed items are skipped, then reported by a PoolError at the end.
 template <class In, class Fn, class OnResult>
 void pool_imap(Communicator& comm, const std::vector<In>& inputs, Fn fn, OnResult on_result,
                const PoolOptions& options = {}) {
-  using R = detail::pool_result_t<Fn, In>;
-  PoolOptions o = options;
-  o.everywhere = false;
-  detail::PoolSummary summary = detail::pool_run<R>(
-      comm, inputs.size(), [&](std::size_t i) { return fn(inputs[i]); },
-      [&](std::size_t i, Outcome<R>&& r) {
-        if (r.ok()) on_result(i, *r.value);
-      },
-      [](std::vector<Outcome<R>>&&) {}, true, o);
-  if (!summary.report.empty()) detail::throw_pool_error(std::move(summary));
+  detail::pool_stream(comm, inputs, fn, on_result, true, options);
 }
 
 /// As pool_imap, in the order results arrive (Pool.imap_unordered).
 template <class In, class Fn, class OnResult>
 void pool_imap_unordered(Communicator& comm, const std::vector<In>& inputs, Fn fn,
                          OnResult on_result, const PoolOptions& options = {}) {
-  using R = detail::pool_result_t<Fn, In>;
-  PoolOptions o = options;
-  o.everywhere = false;
-  detail::PoolSummary summary = detail::pool_run<R>(
-      comm, inputs.size(), [&](std::size_t i) { return fn(inputs[i]); },
-      [&](std::size_t i, Outcome<R>&& r) {
-        if (r.ok()) on_result(i, *r.value);
-      },
-      [](std::vector<Outcome<R>>&&) {}, false, o);
-  if (!summary.report.empty()) detail::throw_pool_error(std::move(summary));
+  detail::pool_stream(comm, inputs, fn, on_result, false, options);
 }
 
 /// A handle on a task started by Pool::apply_async (like multiprocessing's AsyncResult).

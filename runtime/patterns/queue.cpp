@@ -21,6 +21,8 @@
 // chunks, never corrupt the stack.
 #include "cohort/queue.hpp"
 
+#include "runtime/patterns/deadline.hpp"
+
 #include <atomic>
 #include <climits>
 #include <thread>
@@ -132,19 +134,7 @@ void init_queue(std::span<std::byte> block, const void* context) {
   q->free_head.store(l.chunks > 0 ? 1 : 0, std::memory_order_relaxed);
 }
 
-/// Deadline helper: a negative timeout means none.
-struct Deadline {
-  explicit Deadline(nanoseconds timeout)
-      : unlimited(timeout.count() < 0), at(Clock::now() + (unlimited ? nanoseconds(0) : timeout)) {}
-  [[nodiscard]] bool passed() const { return !unlimited && Clock::now() >= at; }
-  [[nodiscard]] nanoseconds slice(nanoseconds max) const {
-    if (unlimited) return max;
-    auto left = std::chrono::duration_cast<nanoseconds>(at - Clock::now());
-    return left < max ? (left.count() > 0 ? left : nanoseconds(0)) : max;
-  }
-  bool unlimited;
-  Clock::time_point at;
-};
+using patterns::Deadline;
 
 /// This rank's view of one queue's shared block.
 class View {

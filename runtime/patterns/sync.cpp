@@ -9,6 +9,7 @@
 
 #include "cohort/errors.hpp"
 #include "cohort/shared.hpp"
+#include "runtime/patterns/deadline.hpp"
 #include "runtime/platform/futex.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/transport/waiter.hpp"
@@ -46,20 +47,7 @@ void init_counter(std::span<std::byte> block, const void* initial) {
 
 Runtime& runtime_of(const Communicator& comm) { return comm.impl().runtime(); }
 
-/// Deadline helper: a negative timeout means none.
-struct Deadline {
-  explicit Deadline(nanoseconds timeout)
-      : unlimited(timeout.count() < 0), at(Clock::now() + (unlimited ? nanoseconds(0) : timeout)) {}
-  [[nodiscard]] bool passed() const { return !unlimited && Clock::now() >= at; }
-  /// The next sleep: the liveness slice, or less if the deadline is nearer.
-  [[nodiscard]] nanoseconds slice(nanoseconds max) const {
-    if (unlimited) return max;
-    auto left = std::chrono::duration_cast<nanoseconds>(at - Clock::now());
-    return left < max ? (left.count() > 0 ? left : nanoseconds(0)) : max;
-  }
-  bool unlimited;
-  Clock::time_point at;
-};
+using patterns::Deadline;
 
 /// Spins per the job's policy while `word == value`; true when it changed.
 bool spin_while_equal(const Communicator& comm, const std::atomic<std::uint32_t>& word,
