@@ -2,6 +2,8 @@
 // compute kernel of the compute+communicate loop, and the JSON line format of BENCHMARKS.md.
 #pragma once
 
+#include "../common/bench_args.hpp"
+
 #include <time.h>
 #include <unistd.h>
 
@@ -14,30 +16,10 @@
 
 namespace coll_bench {
 
-struct Args {
-  std::string bench;      // barrier bcast reduce allreduce gather alltoall compute_efficiency
-  std::size_t bytes = 8;  // per rank (gather), per pair (alltoall), total (bcast/reduce/allreduce)
-  int iterations = 1000;
-  int warmup = 100;
-};
-
-inline Args parse(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: %s BENCH BYTES [ITERATIONS [WARMUP]]\n", argv[0]);
-    std::exit(2);
-  }
-  Args a;
-  a.bench = argv[1];
-  a.bytes = static_cast<std::size_t>(std::strtoull(argv[2], nullptr, 10));
-  if (argc > 3) a.iterations = std::atoi(argv[3]);
-  if (argc > 4) a.warmup = std::atoi(argv[4]);
-  return a;
-}
-
-inline double now_us() {
-  return std::chrono::duration<double, std::micro>(
-             std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+// Args.bench: barrier bcast reduce allreduce gather alltoall compute_efficiency
+using bench_common::Args;
+using bench_common::now_us;
+using bench_common::parse;
 
 inline double thread_cpu_us() {
   timespec ts{};

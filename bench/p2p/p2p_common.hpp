@@ -2,6 +2,8 @@
 // serialized struct, and the JSON line format of BENCHMARKS.md.
 #pragma once
 
+#include "../common/bench_args.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,30 +14,10 @@ namespace p2p_bench {
 /// Window of outstanding non-blocking sends in the bandwidth and message-rate tests (OSU's).
 inline constexpr int kWindow = 64;
 
-struct Args {
-  std::string bench;  // latency bandwidth message_rate latency_cereal_struct latency_vector_double_1000
-  std::size_t bytes = 8;
-  int iterations = 1000;
-  int warmup = 100;
-};
-
-inline Args parse(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: %s BENCH BYTES [ITERATIONS [WARMUP]]\n", argv[0]);
-    std::exit(2);
-  }
-  Args a;
-  a.bench = argv[1];
-  a.bytes = static_cast<std::size_t>(std::strtoull(argv[2], nullptr, 10));
-  if (argc > 3) a.iterations = std::atoi(argv[3]);
-  if (argc > 4) a.warmup = std::atoi(argv[4]);
-  return a;
-}
-
-inline double now_us() {
-  return std::chrono::duration<double, std::micro>(
-             std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+// Args.bench: latency bandwidth message_rate latency_cereal_struct latency_vector_double_1000
+using bench_common::Args;
+using bench_common::now_us;
+using bench_common::parse;
 
 /// A small struct that needs serialization (a string member), as programs send them.
 struct Particle {
