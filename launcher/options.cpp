@@ -34,7 +34,7 @@ Example: cohortrun -n 4 --tag-output ./hello)";
 bool takes_value(std::string_view arg) {
   if (arg.find('=') != std::string_view::npos) return false;
   for (std::string_view o : {"-n", "-np", "--np", "--bind-to", "--map-by", "--output-dir", "-x",
-                             "--export", "--timeout", "--grace", "--hang-report"}) {
+                             "--export", "--timeout", "--grace", "--hang-report", "--shared-heap"}) {
     if (arg == o) return true;
   }
   return false;
@@ -90,6 +90,10 @@ ParseResult parse_options(int argc, const char* const* argv, std::ostream& out, 
   app.add_option("--hang-report", o.hang_report_seconds,
                  "Every SECONDS, print each rank's state and the call it is blocked in "
                  "(SIGQUIT to cohortrun prints it once).");
+  app.add_option("--shared-heap", o.shared_heap_bytes,
+                 "Size of the job's shared heap for SharedArray, SharedValue, locks and queues "
+                 "(e.g. 256M, 2G; default 64M). Committed only as it is used.")
+      ->transform(CLI::AsSizeValue(false));
   bool no_deadlock_detection = false;
   app.add_flag("--no-deadlock-detection", no_deadlock_detection,
                "Do not end the job (exit 125) when every rank is blocked for good.");

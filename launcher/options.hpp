@@ -32,6 +32,7 @@ struct Options {
   double grace_seconds = 1.0;  // SIGTERM -> SIGKILL delay when the job is torn down
   double hang_report_seconds = 0;  // 0: none; else print where each rank waits this often
   bool deadlock_detection = true;  // --no-deadlock-detection turns it off
+  std::size_t shared_heap_bytes = std::size_t{64} << 20;  // --shared-heap (SharedArray, locks, ...)
   bool verbose = false;
   std::vector<std::string> command;  // PROGRAM ARGS...
 };

@@ -234,7 +234,7 @@ int Job::run() {
 bool Job::prepare(const Placement& placement) {
   // The segment first: if it does not fit, nothing is started.
   job_ = platform::random_u64();
-  transport::SegmentLayout layout = transport::segment_layout(n_);
+  transport::SegmentLayout layout = transport::segment_layout(n_, o_.shared_heap_bytes);
   auto t0 = Clock::now();
   try {
     segment_fd_ = platform::create_shared_memory(fmt::format("cohort-job-{}", contract::format_job(job_)),
@@ -247,7 +247,8 @@ bool Job::prepare(const Placement& placement) {
                     static_cast<double>(layout.reserved_bytes()) / (1024.0 * 1024.0), e.what()));
     return false;
   }
-  segment_ = transport::Segment::format(mapping_.bytes(), n_, job_, placement.oversubscribed);
+  segment_ = transport::Segment::format(mapping_.bytes(), n_, job_, placement.oversubscribed,
+                                        o_.shared_heap_bytes);
   if (o_.verbose) {
     say(fmt::format("job {}: segment of {} bytes ({} reserved; memfd, fd {}) created in {:.2f} ms",
                     contract::format_job(job_), layout.total_bytes, layout.reserved_bytes(),

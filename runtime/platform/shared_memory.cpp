@@ -40,6 +40,9 @@ FileDescriptor create_shared_memory(std::string_view debug_name, std::size_t byt
   int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC);
   if (fd < 0) throw_errno(fmt::format("memfd_create({})", name));
   FileDescriptor owned(fd);
+  // A memfd is created with mode 0777; only /proc's ptrace-style check keeps other users out.
+  // Make it 0600 as well, so that the mode says what the policy is.
+  if (::fchmod(fd, S_IRUSR | S_IWUSR) != 0) throw_errno(fmt::format("fchmod(memfd {}, 0600)", name));
   retry_on_eintr([&] { return ::ftruncate(fd, static_cast<off_t>(bytes)); },
                  [&] { return fmt::format("ftruncate(memfd {}, {} bytes)", name, bytes); });
   // posix_fallocate returns the error number instead of setting errno.

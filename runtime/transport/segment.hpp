@@ -45,7 +45,9 @@ struct alignas(kCacheLine) RankSlot {
   std::atomic<std::int32_t> wait_peer;
   std::atomic<std::int32_t> wait_tag;
   std::atomic<std::uint32_t> wait_comm;
-  std::atomic<std::uint64_t> progress;   // bumped by the owner whenever it completes an operation
+  std::atomic<std::uint64_t> progress;   // changed by the owner as it works (the Waiter bumps it
+                                         // entering and leaving its sleep path; p2p stores its
+                                         // completion count): the deadlock detector looks for change
   std::atomic<std::int32_t> exit_status; // wait(2) status, set by the launcher when state=exited
 };
 static_assert(sizeof(RankSlot) == kCacheLine);
