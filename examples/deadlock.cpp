@@ -1,6 +1,6 @@
 // A deadlock, on purpose: every rank first waits for a message from the next rank, which is also
 // waiting. cohortrun notices that every rank is blocked and nothing moves, prints who waits for
-// whom and ends the job with exit status 125 (docs/failures.md):
+// whom and ends the job with exit status 125 (README.md, "When things go wrong"):
 //
 //   $ cohortrun -n 2 ./deadlock
 //   cohortrun: deadlock: every running rank is blocked and nothing has changed for 0.8 s:

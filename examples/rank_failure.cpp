@@ -1,7 +1,7 @@
 // A rank dies while another waits for it. Rank 1 is killed (SIGKILL, as the out-of-memory killer
 // would) while rank 0 waits in recv from it. Rank 0's recv throws cohort::PeerLost naming rank 1
 // instead of hanging; cohortrun ends the job, prints a table of every rank (pid, state, exit,
-// the call it was blocked in) and exits with 128 + 9 = 137, rank 1's status (docs/failures.md):
+// the call it was blocked in) and exits with 128 + 9 = 137, rank 1's status (README.md, "When things go wrong"):
 //
 //   $ cohortrun -n 2 ./rank_failure
 //   cohortrun: rank 1 (pid 4243) killed by SIGKILL

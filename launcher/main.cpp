@@ -1,4 +1,4 @@
-// cohortrun: the Cohort launcher. See docs/launcher.md and `cohortrun --help`.
+// cohortrun: the Cohort launcher. See README.md, "Launching jobs" and `cohortrun --help`.
 #include <exception>
 #include <iostream>
 #include <string>

@@ -11,11 +11,11 @@
 
 namespace cohort::launcher {
 
-/// Exit codes of cohortrun (also in --help and docs/launcher.md).
+/// Exit codes of cohortrun (also in --help and README.md, "Launching jobs").
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 2;    // bad options or program, or the job could not be started
 inline constexpr int kExitTimeout = 124;  // --timeout expired (as timeout(1))
-inline constexpr int kExitDeadlock = 125;  // every rank blocked for good (docs/failures.md)
+inline constexpr int kExitDeadlock = 125;  // every rank blocked for good (README.md, "When things go wrong")
 inline constexpr int kExitSignalBase = 128;  // + N: a rank (or cohortrun) killed by signal N
 
 struct Options {

@@ -38,7 +38,7 @@ constexpr std::array<int, 6> kHandledSignals = {SIGINT, SIGTERM, SIGHUP, SIGUSR1
 constexpr std::array<int, 7> kBlockedSignals = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGPIPE};
 
 // Deadlock detection: the slots are sampled this often, and a deadlock is declared when every
-// running rank has been blocked, unchanged, for the window (docs/failures.md).
+// running rank has been blocked, unchanged, for the window (README.md, "When things go wrong").
 constexpr std::chrono::milliseconds kSamplePeriod{200};
 constexpr std::chrono::milliseconds kDeadlockWindow{800};
 

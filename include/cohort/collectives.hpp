@@ -1,7 +1,7 @@
 /// @file cohort/collectives.hpp
 /// Collective operations on a Communicator, over shared memory: barrier, broadcast, reduce,
 /// allreduce, scan/exscan, reduce_scatter, gather(v), scatter(v), allgather(v), alltoall(v),
-/// split and dup. Included by cohort/communicator.hpp; see docs/collectives.md.
+/// split and dup. Included by cohort/communicator.hpp; see README.md, "Collectives and communicators".
 ///
 /// Values are trivially copyable scalars/structs, or contiguous ranges of them (std::vector,
 /// std::span, std::array) which are processed elementwise; std::vector and std::string can also

@@ -13,7 +13,7 @@ constexpr std::size_t kMinPart = std::size_t{4} << 10;
 constexpr std::size_t kMaxRing = std::size_t{64} << 10;
 constexpr std::size_t kMaxStream = std::size_t{1} << 20;
 // Messages above this go through the stream even when the ring could hold them (measured:
-// bench/p2p, docs/p2p.md).
+// bench/p2p, README.md, "Point-to-point messaging").
 constexpr std::size_t kEagerLimit = std::size_t{4} << 10;
 
 std::size_t pow2_floor(std::size_t n) { return n == 0 ? 0 : std::bit_floor(n); }

@@ -3,7 +3,7 @@
 // Spin briefly (a few µs; far less when ranks outnumber cores), then yield, then sleep on this
 // rank's doorbell futex. Whoever makes the condition true calls Segment::wake(rank), which costs a
 // syscall only when the sleeper said it is asleep. While blocked, the wait record in the rank's
-// slot says what it waits for (hang reports, deadlock detection: docs/failures.md); the peers it
+// slot says what it waits for (hang reports, deadlock detection: README.md, "When things go wrong"); the peers it
 // depends on are checked so that a dead peer raises cohort::PeerLost instead of hanging.
 #pragma once
 

@@ -562,7 +562,7 @@ TEST_F(LauncherTest, NothingIsLeftInDevShm) {
   }
 }
 
-// ---- deadlocks and hang reports (docs/failures.md) -------------------------------------------
+// ---- deadlocks and hang reports (README.md, "When things go wrong") -------------------------------------------
 
 // The exit table's line for `rank`: "cohortrun:    1  21539  terminated  SIGTERM  recv(...)".
 struct TableRow {
