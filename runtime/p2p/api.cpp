@@ -141,26 +141,29 @@ std::vector<Status> collect(std::span<Request> requests) {
 }
 }  // namespace
 
-std::vector<Status> wait_all(std::span<Request> requests) {
-  thread_local std::vector<detail::Operation*> ops;
+namespace {
+/// The requests' operations (null for inactive ones) and the engine of an active one, if any.
+p2p::Engine* operations_of(std::span<Request> requests, std::vector<detail::Operation*>& ops) {
   ops.clear();
   p2p::Engine* engine = nullptr;
   for (Request& r : requests) {
     ops.push_back(r.operation());
     if (r.operation() != nullptr) engine = r.operation()->engine;
   }
+  return engine;
+}
+}  // namespace
+
+std::vector<Status> wait_all(std::span<Request> requests) {
+  thread_local std::vector<detail::Operation*> ops;
+  p2p::Engine* engine = operations_of(requests, ops);
   if (engine != nullptr) engine->wait_all(ops);
   return collect(requests);
 }
 
 Completion wait_any(std::span<Request> requests) {
   thread_local std::vector<detail::Operation*> ops;
-  ops.clear();
-  p2p::Engine* engine = nullptr;
-  for (Request& r : requests) {
-    ops.push_back(r.operation());
-    if (r.operation() != nullptr) engine = r.operation()->engine;
-  }
+  p2p::Engine* engine = operations_of(requests, ops);
   if (engine == nullptr) {
     throw InvalidArgument("wait_any: no request is active (every request has completed already)");
   }
