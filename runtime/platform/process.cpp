@@ -127,42 +127,11 @@ bool child_dup(int from, int to) noexcept {
   child_fail(r, "execute");
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kShareMemoryUntilExec = false;  // their runtimes cannot follow a CLONE_VM child
-#else
-constexpr bool kShareMemoryUntilExec = true;
-#endif
-
-struct CloneArguments {
-  const SpawnRequest* request;
-  pid_t parent;
-};
-
-int clone_child(void* arg) {
-  const auto* a = static_cast<const CloneArguments*>(arg);
-  child_main(*a->request, a->parent);
-}
-
 }  // namespace
 
 pid_t spawn(const SpawnRequest& request) {
   pid_t parent = ::getpid();
-  pid_t pid = -1;
-  if constexpr (kShareMemoryUntilExec) {
-    // posix_spawn's technique: the child shares this process's memory (no page tables to copy)
-    // and runs on its own small stack, while this thread waits until it has exec'd or died.
-    // child_main() only makes system calls and writes its own stack, so sharing is safe (the
-    // launcher handles signals through a signalfd, so no handler can run in the child). Measured
-    // at 32 ranks: ~3 ms less than fork() for cohortrun -n 32.
-    constexpr std::size_t kStackBytes = 64 * 1024;
-    alignas(64) static thread_local std::array<std::byte, kStackBytes> stack;
-    CloneArguments args{&request, parent};
-    pid = ::clone(&clone_child, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD,
-                  &args);
-    if (pid < 0) throw_errno(fmt::format("clone (to start {})", request.path));
-    return pid;
-  }
-  pid = ::fork();
+  pid_t pid = ::fork();
   if (pid < 0) throw_errno(fmt::format("fork (to start {})", request.path));
   if (pid == 0) child_main(request, parent);
   return pid;
