@@ -95,10 +95,11 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
       std::make_shared<CommunicatorImpl>(*this, 0u, identity_ranks(info_.size), info_.rank));
 }
 
-void Runtime::background(void* runtime) {
+bool Runtime::background(void* runtime) {
   auto& self = *static_cast<Runtime*>(runtime);
-  self.p2p_->background_progress();
+  bool outstanding = self.p2p_->background_progress();
   self.collectives_->progress_pending();
+  return outstanding || !self.collectives_->pending.empty();
 }
 
 Runtime::~Runtime() {

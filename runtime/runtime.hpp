@@ -46,7 +46,7 @@ class Runtime {
 
  private:
   // The Waiters' background work: advances outstanding p2p and non-blocking collectives.
-  static void background(void* runtime);
+  static bool background(void* runtime);
 
   contract::LaunchInfo info_;
   platform::FileDescriptor owned_fd_;  // singleton only

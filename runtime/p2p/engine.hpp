@@ -72,12 +72,13 @@ class Engine {
 
   /// Advances outstanding non-blocking operations (queued sends, posted receives, payloads in
   /// flight) while this rank waits in something other than point-to-point (a collective, a
-  /// Queue): the Waiter's background work. Nothing to do costs three comparisons.
-  void background_progress() {
-    if (blocking_ || (active_sends_ == 0 && posted_.empty() && transfers_ == 0 && unwoken_.empty())) {
-      return;
-    }
+  /// Queue): the Waiter's background work. Nothing to do costs three comparisons. Returns true
+  /// while sends, posted receives or payloads remain outstanding.
+  bool background_progress() {
+    if (blocking_) return false;
+    if (active_sends_ == 0 && posted_.empty() && transfers_ == 0 && unwoken_.empty()) return false;
     progress(false);
+    return active_sends_ != 0 || !posted_.empty() || transfers_ != 0;
   }
 
  private:

@@ -159,6 +159,7 @@ class View {
 
   bool alive(int rank) const noexcept { return segment_.alive(comm_.impl().world_rank(rank)); }
   const transport::Segment& segment() const noexcept { return segment_; }
+  transport::Waiter& waiter() const noexcept { return comm_.impl().runtime().waiter(); }
   int self_world() const { return comm_.impl().world_rank(comm_.rank()); }
 
   /// Claimers of `pos + 1` in the put (or get) claims: true when at least one is dead and none
@@ -303,7 +304,8 @@ bool wait_loop(const transport::WaitPolicy& policy, nanoseconds timeout,
       std::this_thread::yield();
       continue;
     }
-    platform::futex_wait(event, ev, deadline.slice(policy.sleep_slice));
+    // The slice is short while this rank has non-blocking operations outstanding (advanced here).
+    platform::futex_wait(event, ev, deadline.slice(view.waiter().foreign_sleep_slice()));
     sleeping.fetch_sub(1, std::memory_order_relaxed);
   }
 }

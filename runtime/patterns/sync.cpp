@@ -60,8 +60,9 @@ bool spin_while_equal(const Communicator& comm, const std::atomic<std::uint32_t>
   return word.load(std::memory_order_acquire) != value;
 }
 
+// Called before each sleep: also advances this rank's outstanding non-blocking operations.
 nanoseconds sleep_slice(const Communicator& comm) {
-  return runtime_of(comm).waiter().policy().sleep_slice;
+  return runtime_of(comm).waiter().foreign_sleep_slice();
 }
 
 /// A wait record for this rank's wait on the primitive whose shared state is `state`.

@@ -9,6 +9,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 
@@ -69,10 +70,22 @@ class Waiter {
   /// a rank blocked in a barrier or a Queue.get still moves its isends and irecvs (MPI's progress
   /// rule: a matched non-blocking operation completes whatever its owner blocks in next).
   /// Called before each check of a wait's condition; may throw (the wait then throws it).
-  using Background = void (*)(void* context);
+  /// Returns true while operations remain outstanding.
+  using Background = bool (*)(void* context);
   void set_background(Background fn, void* context) noexcept {
     background_ = fn;
     background_context_ = context;
+  }
+
+  /// For waits that sleep on a futex of their own (Queue, Lock, Event...): does the background
+  /// work and returns how long to sleep before looking again: the policy's slice, or 200 µs while
+  /// non-blocking operations are outstanding (the peers they wait on wake this rank's doorbell,
+  /// not that futex).
+  [[nodiscard]] std::chrono::nanoseconds foreign_sleep_slice() {
+    if (background_ != nullptr && background_(background_context_)) {
+      return std::min<std::chrono::nanoseconds>(policy_.sleep_slice, std::chrono::microseconds(200));
+    }
+    return policy_.sleep_slice;
   }
 
   /// Blocks until `ready()` returns true. `lost()` is called on the slow path: it returns -1 while

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include <cohort/cohort.hpp>
+#include <cohort/queue.hpp>
+#include <cohort/sync.hpp>
 
 #include "tests/support/rank_env.hpp"
 
@@ -80,6 +82,59 @@ TEST(ProgressRule, PostedIrecvDrainsWhileItsReceiverBlocksInACollective) {
       c.allreduce(1, std::plus<>{});
       break;
   }
+}
+
+TEST(ProgressRule, IsendMovesWhileItsSenderWaitsOnAQueue) {
+  auto& c = world();
+  cohort::Queue<int> done(c, 16);  // collective
+  switch (role(c)) {
+    case Role::sender: {
+      auto data = payload(c.rank() + 100);
+      cohort::Request r = c.isend(data, c.rank() + 1, Tag{3});
+      int from = done.get();  // some receiver says it has its message
+      EXPECT_EQ(from % 2, 1);
+      r.wait();
+      break;
+    }
+    case Role::receiver: {
+      auto got = c.recv<std::vector<std::uint32_t>>(c.rank() - 1, Tag{3});
+      EXPECT_EQ(got, payload(c.rank() - 1 + 100));
+      done.put(c.rank());
+      break;
+    }
+    case Role::none:
+      break;
+  }
+  c.barrier();
+}
+
+TEST(ProgressRule, IsendMovesWhileItsSenderWaitsForALock) {
+  auto& c = world();
+  cohort::Lock lock(c);  // collective
+  const Role me = role(c);
+  if (me == Role::receiver && c.rank() == 1) lock.lock();  // held until rank 1 has its message
+  c.barrier();
+  switch (me) {
+    case Role::sender: {
+      auto data = payload(c.rank() + 200);
+      cohort::Request r = c.isend(data, c.rank() + 1, Tag{5});
+      if (c.rank() == 0) {
+        lock.lock();
+        lock.unlock();
+      }
+      r.wait();
+      break;
+    }
+    case Role::receiver: {
+      auto got = c.recv<std::vector<std::uint32_t>>(c.rank() - 1, Tag{5});
+      EXPECT_EQ(got, payload(c.rank() - 1 + 200));
+      if (c.rank() == 1) lock.unlock();
+      break;
+    }
+    case Role::none:
+      break;
+  }
+  c.barrier();
 }
 
 TEST(ProgressRule, NonBlockingBarrierMovesWhileItsOwnerBlocksInARecv) {
