@@ -84,12 +84,21 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
   waiter_ = transport::Waiter(segment_, info_.rank, info_.oversubscribed);
   collectives_ = std::make_unique<collectives::Engine>(segment_, info_.rank, info_.oversubscribed);
   p2p_ = std::make_unique<p2p::Engine>(segment_, waiter_, info_.rank, info_.size);
+  // Whatever a rank blocks in, its outstanding non-blocking operations keep moving.
+  waiter_.set_background(&Runtime::background, this);
+  collectives_->waiter().set_background(&Runtime::background, this);
   transport::RankSlot& slot = segment_.slot(info_.rank);
   slot.pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
   slot.state.store(static_cast<std::uint32_t>(transport::RankState::attached),
                    std::memory_order_release);
   world_ = std::make_unique<Communicator>(
       std::make_shared<CommunicatorImpl>(*this, 0u, identity_ranks(info_.size), info_.rank));
+}
+
+void Runtime::background(void* runtime) {
+  auto& self = *static_cast<Runtime*>(runtime);
+  self.p2p_->background_progress();
+  self.collectives_->progress_pending();
 }
 
 Runtime::~Runtime() {

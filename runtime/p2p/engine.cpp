@@ -480,7 +480,10 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
     op->matched_source = source;
     if (std::exception_ptr err = validate(*op, env, h.kind(), fingerprint, total)) {
       fail(*op, err);
-      if (large) in.transfers.push_back(Transfer{env, nullptr, total, total, nullptr, nullptr});
+      if (large) {
+        in.transfers.push_back(Transfer{env, nullptr, total, total, nullptr, nullptr});
+        ++transfers_;
+      }
       return true;
     }
     std::byte* dst = destination(*op, total);
@@ -489,6 +492,7 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
       complete_recv(*op, env, total);
     } else {
       in.transfers.push_back(Transfer{env, dst, total, total, op, nullptr});
+      ++transfers_;
     }
     return true;
   }
@@ -500,7 +504,10 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
   if (!large && total != 0) in.ring.read(data.get(), total, data_at);
   Unexpected& e = unexpected_.emplace_back(
       Unexpected{env, h.kind(), fingerprint, total, std::move(data), !large});
-  if (large) in.transfers.push_back(Transfer{env, e.data.get(), total, total, nullptr, &e});
+  if (large) {
+    in.transfers.push_back(Transfer{env, e.data.get(), total, total, nullptr, &e});
+    ++transfers_;
+  }
   return true;
 }
 
@@ -518,6 +525,7 @@ bool Engine::pump_stream(int source) {
     if (t.remaining != 0) break;
     Transfer done = t;
     in.transfers.pop_front();
+    --transfers_;
     if (done.op != nullptr) complete_recv(*done.op, done.env, done.total);
     else if (done.entry != nullptr) done.entry->complete = true;
   }
@@ -681,6 +689,12 @@ int Engine::lost_peer(const Operation& op) {
 
 template <class Done>
 void Engine::block(std::span<Operation* const> ops, Done&& done) {
+  struct Blocking {
+    bool& flag;
+    bool was;
+    explicit Blocking(bool& f) : flag(f), was(f) { flag = true; }
+    ~Blocking() { flag = was; }
+  } blocking{blocking_};
   const std::uint64_t patience = waiter_.policy().spins;
   // With a core of our own, poll hot (no pause) for a few microseconds first: a cross-core
   // hand-off takes ~50-200 ns and a pause instruction can cost ~40 ns of it.

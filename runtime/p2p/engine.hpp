@@ -70,6 +70,16 @@ class Engine {
   Operation* acquire();
   void release(Operation* op) noexcept;
 
+  /// Advances outstanding non-blocking operations (queued sends, posted receives, payloads in
+  /// flight) while this rank waits in something other than point-to-point (a collective, a
+  /// Queue): the Waiter's background work. Nothing to do costs three comparisons.
+  void background_progress() {
+    if (blocking_ || (active_sends_ == 0 && posted_.empty() && transfers_ == 0 && unwoken_.empty())) {
+      return;
+    }
+    progress(false);
+  }
+
  private:
   struct Envelope {
     std::uint32_t context;
@@ -105,6 +115,8 @@ class Engine {
 
   bool progress(bool drain_all);
   bool push_sends(int dest);
+  bool blocking_ = false;   // inside block(): its own polls progress, the background need not
+  int transfers_ = 0;       // large payloads being pulled through streams (all sources)
   // Writes the frame of a send: the whole message, or (large) the header of a streamed one.
   bool write_frame(Outgoing& o, int tag, std::uint32_t context, const detail::SendBuffer& b,
                    bool large) noexcept;

@@ -64,12 +64,27 @@ class Waiter {
   [[nodiscard]] int self() const noexcept { return self_; }
   [[nodiscard]] const WaitPolicy& policy() const noexcept { return policy_; }
 
+  /// Work this rank still owes its peers while it waits for something else: the Runtime installs
+  /// one that advances outstanding non-blocking point-to-point and collective operations, so that
+  /// a rank blocked in a barrier or a Queue.get still moves its isends and irecvs (MPI's progress
+  /// rule: a matched non-blocking operation completes whatever its owner blocks in next).
+  /// Called before each check of a wait's condition; may throw (the wait then throws it).
+  using Background = void (*)(void* context);
+  void set_background(Background fn, void* context) noexcept {
+    background_ = fn;
+    background_context_ = context;
+  }
+
   /// Blocks until `ready()` returns true. `lost()` is called on the slow path: it returns -1 while
   /// the wait can still complete, or the rank whose loss makes it impossible; `ready()` is then
   /// checked once more (a message sent before the peer died still counts) and `on_lost(rank)` is
   /// called, which must throw. Throws whatever on_lost throws; returns normally otherwise.
   template <class Ready, class Lost, class OnLost>
-  void wait(Ready&& ready, const WaitFor& what, Lost&& lost, OnLost&& on_lost) {
+  void wait(Ready&& ready_only, const WaitFor& what, Lost&& lost, OnLost&& on_lost) {
+    auto ready = [&] {
+      if (background_ != nullptr) background_(background_context_);
+      return ready_only();
+    };
     if (ready()) return;
     for (std::uint32_t i = 0; i < policy_.spins; ++i) {
       cpu_relax();
@@ -134,6 +149,8 @@ class Waiter {
   Segment segment_;
   int self_ = 0;
   WaitPolicy policy_ = WaitPolicy::for_job(false);
+  Background background_ = nullptr;
+  void* background_context_ = nullptr;
 };
 
 /// The wait record of a pattern wait (Queue, locks, Event...) that sleeps on its own futex word
