@@ -51,9 +51,14 @@ def alive(pid):
         return False
 
 
+# Other programs on a shared machine create files in /dev/shm while a trial runs (Open MPI's
+# shared-memory transport: vader_segment.*, sm_segment.*); they are not the trial's.
+FOREIGN_SHM = re.compile(r"^(vader_segment|sm_segment|psm2|ucx|sem\.mp-)")
+
+
 def shm_listing():
     try:
-        return set(os.listdir("/dev/shm"))
+        return {f for f in os.listdir("/dev/shm") if not FOREIGN_SHM.match(f)}
     except OSError:
         return set()
 
