@@ -32,7 +32,7 @@ for t in "${targets[@]}"; do
     echo "== FUZZ FAILURE in $t (log: $dir/fuzz-$t.log, input in $dir/fuzz-crashes/$t/)"
     grep -E "ERROR|SUMMARY|fuzz check failed|==[0-9]+==" "$dir/fuzz-$t.log" | head -5
   else
-    grep -E "stat::number_of_executed_runs|stat::new_units_added" "$dir/fuzz-$t.log" | tr '\n' ' '
+    grep -E "stat::number_of_executed_units|stat::new_units_added" "$dir/fuzz-$t.log" | tr '\n' ' '
     echo
   fi
 done
