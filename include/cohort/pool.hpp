@@ -177,7 +177,12 @@ class FrameReader {
   std::uint8_t get_mode() {
     std::uint8_t m = 0;
     get(&m, 1);
+    if (m > 1) corrupt();  // kItemChunk or kDenseChunk
     return m;
+  }
+  /// Throws unless every byte was read (a frame longer than its items is corrupt).
+  void expect_end() const {
+    if (pos_ != bytes_.size()) corrupt();
   }
 
  private:
@@ -346,12 +351,14 @@ PoolSummary pool_run(Communicator& comm, std::size_t n, Compute&& compute, Sink&
           o.value.emplace(reader.template get_raw<R>());
           deliver(i, std::move(o));
         }
+        reader.expect_end();
         return;
       } else {
         throw DeserializeError("pool: dense frame for a serialized result type");
       }
     }
     for (std::size_t i = first; i < last; ++i) deliver(i, reader.template get_outcome<R>());
+    reader.expect_end();
   };
   auto absorb = [&](PoolRun::Event& ev) {
     if (ev.kind == PoolRun::Event::chunk) {

@@ -106,10 +106,19 @@ inline CEREAL_ARCHIVE_RESTRICT(cohort::detail::CerealReader, cohort::detail::Cer
     CEREAL_SERIALIZE_FUNCTION_NAME(Archive& ar, NameValuePair<T>& t) {
   ar(t.value);
 }
-template <class Archive, class T>
-inline CEREAL_ARCHIVE_RESTRICT(cohort::detail::CerealReader, cohort::detail::CerealWriter)
-    CEREAL_SERIALIZE_FUNCTION_NAME(Archive& ar, SizeTag<T>& t) {
+template <class T>
+inline void CEREAL_SAVE_FUNCTION_NAME(cohort::detail::CerealWriter& ar, const SizeTag<T>& t) {
   ar(t.size);
+}
+// A container's element count comes from another process: each element takes at least one byte,
+// so a count larger than the bytes left is corrupt (checked before the container is resized to it).
+template <class T>
+inline void CEREAL_LOAD_FUNCTION_NAME(cohort::detail::CerealReader& ar, SizeTag<T>& t) {
+  ar(t.size);
+  if (static_cast<std::uint64_t>(t.size) > ar.remaining()) {
+    throw cereal::Exception("corrupt payload: a count of " + std::to_string(t.size) + " with " +
+                            std::to_string(ar.remaining()) + " bytes left");
+  }
 }
 template <class T>
 inline void CEREAL_SAVE_FUNCTION_NAME(cohort::detail::CerealWriter& ar, const BinaryData<T>& bd) {

@@ -1,4 +1,5 @@
 #include "runtime/p2p/engine.hpp"
+#include "runtime/p2p/frame.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -451,26 +452,29 @@ Request Engine::isend(CommunicatorImpl& comm, int dest, int tag, const SendBuffe
 
 // ---- receiving ------------------------------------------------------------------------------
 
+static_assert(kFrameLarge == kLarge);
+
+void throw_corrupt_frame(int self, int source, const std::string& what) {
+  throw DeserializeError(fmt::format(
+      "rank {}: a message from rank {} has a corrupt header ({}); the shared memory between the "
+      "two ranks was overwritten (a stray write in either rank?)", self, source, what));
+}
+
 bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_all) {
   Incoming& in = in_[static_cast<std::size_t>(source)];
   Envelope env{h.context, source, h.tag};
-  const bool large = (h.flags() & kLarge) != 0;
-  // Payload layout (see write_frame): large: total(8) [fingerprint(4)]; eager: [fingerprint(4)]
-  // data. The fingerprint is there for serialized formats only.
-  const bool serialized = h.kind() != static_cast<std::uint8_t>(MessageFormat::raw);
-  std::size_t total = h.bytes();
-  std::size_t data_at = 0;
-  std::uint32_t fingerprint = 0;
-  if (large) {
-    std::uint64_t t = 0;
-    in.ring.read(reinterpret_cast<std::byte*>(&t), sizeof t);
-    total = static_cast<std::size_t>(t);
-    if (serialized) in.ring.read(reinterpret_cast<std::byte*>(&fingerprint), sizeof fingerprint, sizeof t);
-  } else if (serialized) {
-    in.ring.read(reinterpret_cast<std::byte*>(&fingerprint), sizeof fingerprint);
-    data_at = sizeof fingerprint;
-    total -= sizeof fingerprint;
+  // Checked layout of the frame's first bytes (runtime/p2p/frame.hpp; fuzzed).
+  std::byte prefix[p2p::kFramePrefixBytes];
+  std::size_t prefix_bytes = 0;
+  if (h.kind() != static_cast<std::uint8_t>(MessageFormat::raw) || (h.flags() & kLarge) != 0) {
+    prefix_bytes = std::min(h.bytes(), sizeof prefix);
+    in.ring.read(prefix, prefix_bytes);
   }
+  const p2p::FrameLayout f = p2p::decode_frame(h, {prefix, prefix_bytes}, layout().ring_bytes, self_, source);
+  const bool large = f.large;
+  const std::size_t total = f.total;
+  const std::size_t data_at = f.data_at;
+  const std::uint32_t fingerprint = f.fingerprint;
   if (Operation* op = match_posted(env)) {
     unpost(*op);
     op->matched_source = source;

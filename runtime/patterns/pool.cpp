@@ -14,6 +14,7 @@
 
 #include "cohort/pool.hpp"
 #include "cohort/shared.hpp"
+#include "runtime/patterns/pool_frames.hpp"
 #include "runtime/platform/process.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/transport/waiter.hpp"
@@ -223,14 +224,11 @@ PoolRun::Event PoolRun::next_event(bool block) {
         continue;
       }
       c.comm.recv(ev.frame, st->source, st->tag);
-      if (ev.frame.size() < 2 * sizeof(std::uint64_t)) throw DeserializeError("pool: short frame");
-      std::uint64_t header[2];
-      std::memcpy(header, ev.frame.data(), sizeof header);
-      if (header[0] > header[1] || header[1] > c.items) throw DeserializeError("pool: bad frame");
+      ChunkHeader header = parse_chunk_header(ev.frame, c.items);  // pool_frames.hpp (fuzzed)
       ev.kind = Event::chunk;
-      ev.first = header[0];
-      ev.last = header[1];
-      ev.offset = sizeof header;
+      ev.first = header.first;
+      ev.last = header.last;
+      ev.offset = header.offset;
       computed_locally(ev.first, ev.last);
       return ev;
     }
@@ -313,13 +311,8 @@ std::pair<std::string, std::vector<std::byte>> PoolRun::finish(std::string repor
   }
   std::vector<std::byte> end;
   c.comm.recv(end, c.root, kEndTag);
-  std::uint64_t len = 0;
-  if (end.size() < sizeof len) throw DeserializeError("pool: short end frame");
-  std::memcpy(&len, end.data(), sizeof len);
-  if (end.size() - sizeof len < len) throw DeserializeError("pool: bad end frame");
-  std::string text(reinterpret_cast<const char*>(end.data()) + sizeof len, len);
-  std::vector<std::byte> rest(end.begin() + static_cast<std::ptrdiff_t>(sizeof len + len), end.end());
-  return {std::move(text), std::move(rest)};
+  EndFrame f = parse_end_frame(end);  // pool_frames.hpp (fuzzed)
+  return {std::move(f.report), std::vector<std::byte>(f.rest.begin(), f.rest.end())};
 }
 
 std::string pool_failure_report(const std::vector<std::pair<std::size_t, std::string>>& failures,

@@ -22,6 +22,7 @@
 #include "cohort/queue.hpp"
 
 #include "runtime/patterns/deadline.hpp"
+#include "runtime/patterns/queue_item.hpp"
 
 #include <atomic>
 #include <climits>
@@ -43,7 +44,7 @@ void (*queue_claim_hook)(const char* op) = nullptr;
 namespace {
 
 constexpr std::size_t kInlineBytes = 48;
-constexpr std::size_t kChunkBytes = 1024;
+constexpr std::size_t kChunkBytes = kQueueChunkBytes;
 constexpr std::uint64_t kClosedBit = std::uint64_t{1} << 63;
 constexpr std::uint32_t kHole = 0xffffffffu;  // Slot::bytes of a slot whose producer died
 
@@ -516,14 +517,15 @@ QueueResult QueueCore::get(const QueueSink& sink, nanoseconds timeout) {
           } else {
             std::uint32_t c = s.chunk;
             std::size_t n = chunks_for(bytes);
-            if (dst != nullptr) {
-              std::uint32_t cur = c;
-              for (std::size_t i = 0; i < n; ++i) {
-                std::size_t off = i * kChunkBytes;
-                std::memcpy(dst + off, v.chunk(cur), std::min<std::size_t>(kChunkBytes, bytes - off));
-                std::uint32_t nxt = v.next(cur).load(std::memory_order_relaxed);
-                cur = nxt == 0 ? 0 : nxt - 1;
-              }
+            if (!read_item_chunks(dst, bytes, c, &v.next(0), v.chunk(0), q.chunks)) {
+              // Release the slot (its chunks are not trusted: leaked, not freed) and say so.
+              s.seq.store(pos + q.capacity, std::memory_order_release);
+              mine.get.store(0, std::memory_order_relaxed);
+              if (producers_asleep) wake(q.space_event, 1);
+              throw DeserializeError(fmt::format(
+                  "rank {}: Queue::get: the item at position {} is corrupt ({} bytes from chunk {} "
+                  "of {}); the queue's shared memory was overwritten (a stray write in a rank?)",
+                  self_, pos, bytes, c, q.chunks));
             }
             v.free_chain(c, n);
           }

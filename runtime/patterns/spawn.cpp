@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/patterns/spawn_frames.hpp"
 #include "runtime/contract/contract.hpp"
 #include "runtime/platform/fork.hpp"
 #include "runtime/platform/placement.hpp"
@@ -23,17 +24,17 @@ namespace cohort {
 namespace detail {
 
 namespace {
-constexpr char kResultFrame = 'R';
+constexpr char kResultFrame = kSpawnResultFrame;
 
 /// This machine's topology, loaded once per process (a few ms) and only when binding needs it.
 const platform::Topology& system_topology() {
   static const platform::Topology topology = platform::Topology::load_system();
   return topology;
 }
-constexpr char kErrorFrame = 'E';
+constexpr char kErrorFrame = kSpawnErrorFrame;
 
 void write_frame(int fd, char kind, const void* data, std::size_t bytes) {
-  std::string frame(1, kind);
+  std::string frame = spawn_frame_header(kind, bytes);  // spawn_frames.hpp
   frame.append(static_cast<const char*>(data), bytes);
   (void)platform::write_all(fd, frame);
 }
@@ -75,7 +76,8 @@ class JobState {
   const std::vector<std::byte>& result(int rank) const { return results_.at(static_cast<std::size_t>(rank)); }
   bool has_result(int rank) const {
     const auto& frame = children_.at(static_cast<std::size_t>(rank)).frame;
-    return !frame.empty() && static_cast<char>(frame[0]) == kResultFrame;
+    return !frame.empty() && static_cast<char>(frame[0]) == kResultFrame &&
+           errors_.at(static_cast<std::size_t>(rank)).empty();
   }
   void check();
 
@@ -213,13 +215,15 @@ void JobState::pump(std::chrono::milliseconds timeout) {
           poller_.remove(c.results.get());
           std::lock_guard lock(state_mutex_);
           c.results_done = true;
-          if (!c.frame.empty()) {
-            std::string_view payload(reinterpret_cast<const char*>(c.frame.data()) + 1, c.frame.size() - 1);
-            if (static_cast<char>(c.frame[0]) == kErrorFrame) {
-              errors_[static_cast<std::size_t>(rank)] = std::string(payload);
-            } else {
-              results_[static_cast<std::size_t>(rank)].assign(c.frame.begin() + 1, c.frame.end());
+          try {
+            SpawnOutcome o = parse_spawn_frames(c.frame);  // spawn_frames.hpp (fuzzed)
+            if (!o.error.empty()) {
+              errors_[static_cast<std::size_t>(rank)] = std::move(o.error);
+            } else if (o.has_result) {
+              results_[static_cast<std::size_t>(rank)].assign(o.result.begin(), o.result.end());
             }
+          } catch (const DeserializeError& e) {
+            errors_[static_cast<std::size_t>(rank)] = e.what();
           }
           break;
         }
