@@ -14,6 +14,7 @@
 
 #include "runtime/platform/futex.hpp"
 #include "runtime/transport/segment.hpp"
+#include "runtime/transport/trace.hpp"
 
 namespace cohort::transport {
 
@@ -50,7 +51,13 @@ class Waiter {
  public:
   Waiter() = default;
   Waiter(const Segment& segment, int self, bool oversubscribed) noexcept
-      : segment_(segment), self_(self), policy_(WaitPolicy::for_job(oversubscribed)) {}
+      : segment_(segment), self_(self), policy_(WaitPolicy::for_job(oversubscribed)) {
+    if (!segment.trace_area().empty()) trace_ = RankTrace(segment.trace_area(), self);
+  }
+
+  /// Statistics: whether this waiter's blocked time counts as `wait_ns` (the collectives' own
+  /// waiter says no: that time is part of `collective_ns`). Waits are traced either way.
+  void count_wait_time(bool yes) noexcept { count_wait_time_ = yes; }
 
   [[nodiscard]] const Segment& segment() const noexcept { return segment_; }
   [[nodiscard]] int self() const noexcept { return self_; }
@@ -63,6 +70,26 @@ class Waiter {
   template <class Ready, class Lost, class OnLost>
   void wait(Ready&& ready, const WaitFor& what, Lost&& lost, OnLost&& on_lost) {
     if (ready()) return;
+    // cohortrun --trace/--stats: the blocked time becomes a `wait` event and counts.
+    struct Traced {
+      const Waiter& w;
+      const WaitFor& what;
+      std::uint64_t begin;
+      ~Traced() {
+        if (!w.trace_.on()) return;
+        std::uint64_t end = trace_clock_ns();
+        RankStats& st = w.trace_.stats();
+        if (w.count_wait_time_) {
+          RankTrace::add(st.waits, 1);
+          RankTrace::add(st.wait_ns, end - begin);
+        }
+        if (w.trace_.events_on()) {
+          w.trace_.record(TraceEvent{begin, end, 0, 0, what.peer, what.tag, what.comm,
+                                     static_cast<std::uint16_t>(TraceKind::wait),
+                                     static_cast<std::uint16_t>(what.op), 0});
+        }
+      }
+    } traced{*this, what, trace_.on() ? trace_clock_ns() : 0};
     for (std::uint32_t i = 0; i < policy_.spins; ++i) {
       cpu_relax();
       if (ready()) return;
@@ -122,6 +149,8 @@ class Waiter {
   Segment segment_;
   int self_ = 0;
   WaitPolicy policy_ = WaitPolicy::for_job(false);
+  RankTrace trace_;  // off unless cohortrun --trace/--stats
+  bool count_wait_time_ = true;
 };
 
 }  // namespace cohort::transport
