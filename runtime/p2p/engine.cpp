@@ -434,13 +434,9 @@ bool Engine::push_sends(int dest) {
   return wrote;
 }
 
-void Engine::send(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b) {
-  if (trace_.on()) [[unlikely]] {
-    TraceScope scope(*this, transport::TraceKind::send, dest, tag, comm.context(), b.bytes,
-                     next_sent_seq(dest, b.bytes));
-    send_now(comm, dest, tag, b);
-    return;
-  }
+void Engine::traced_send(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b) {
+  TraceScope scope(*this, transport::TraceKind::send, dest, tag, comm.context(), b.bytes,
+                   next_sent_seq(dest, b.bytes));
   send_now(comm, dest, tag, b);
 }
 
@@ -481,13 +477,10 @@ void Engine::send_now(CommunicatorImpl& comm, int dest, int tag, const SendBuffe
   if (op.error) std::rethrow_exception(op.error);
 }
 
-Request Engine::isend(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b,
-                      std::shared_ptr<const void> keep_alive) {
-  if (trace_.on()) [[unlikely]] {
-    TraceScope scope(*this, transport::TraceKind::isend, dest, tag, comm.context(), b.bytes,
-                     next_sent_seq(dest, b.bytes));
-    return isend_now(comm, dest, tag, b, std::move(keep_alive));
-  }
+Request Engine::traced_isend(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b,
+                             std::shared_ptr<const void> keep_alive) {
+  TraceScope scope(*this, transport::TraceKind::isend, dest, tag, comm.context(), b.bytes,
+                   next_sent_seq(dest, b.bytes));
   return isend_now(comm, dest, tag, b, std::move(keep_alive));
 }
 

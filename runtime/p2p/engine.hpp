@@ -50,9 +50,19 @@ class Engine {
   [[nodiscard]] std::size_t chunk_bytes() const noexcept { return chunk_; }
 
   // The public operations; ranks are world ranks, validated by the caller.
-  void send(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b);
+  // Tracing off (the usual case) costs one predictable branch on a cached pointer here.
+  void send(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b) {
+    if (trace_.on()) [[unlikely]] {
+      traced_send(comm, dest, tag, b);
+      return;
+    }
+    send_now(comm, dest, tag, b);
+  }
   Request isend(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b,
-                std::shared_ptr<const void> keep_alive);
+                std::shared_ptr<const void> keep_alive) {
+    if (trace_.on()) [[unlikely]] return traced_isend(comm, dest, tag, b, std::move(keep_alive));
+    return isend_now(comm, dest, tag, b, std::move(keep_alive));
+  }
   Status recv(detail::CommunicatorImpl& comm, int source, int tag, const detail::RecvTarget& t);
   Request irecv(detail::CommunicatorImpl& comm, int source, int tag, const detail::RecvTarget& t);
   std::optional<Status> iprobe(detail::CommunicatorImpl& comm, int source, int tag);
@@ -111,6 +121,9 @@ class Engine {
   Request isend_now(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b,
                     std::shared_ptr<const void> keep_alive);
   Status receive(Operation& op);
+  void traced_send(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b);
+  Request traced_isend(detail::CommunicatorImpl& comm, int dest, int tag,
+                       const detail::SendBuffer& b, std::shared_ptr<const void> keep_alive);
   // cohortrun --trace/--stats (only called when trace_ is on): an event for one call.
   struct TraceScope;
   std::uint32_t next_sent_seq(int dest, std::size_t bytes) noexcept;
