@@ -234,14 +234,14 @@ std::string matrix_svg(const JobStats& js) {
   const int n = std::max(js.ranks, 1);
   const int cell = std::clamp(560 / n, 4, 56);
   const int left = 70, top = 70;
-  const int w = left + cell * n + 150, h = top + cell * n + 40;
+  const int w = std::max(left + cell * n + 150, 520), h = top + cell * n + 40;
   std::uint64_t max = 0;
   for (std::uint64_t v : js.bytes) max = std::max(max, v);
   std::string s = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
       "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      "<text x=\"{}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Point-to-point bytes, sender to "
-      "receiver ({} ranks)</text>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">receiver rank</text>\n"
+      "<text x=\"{}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Bytes sent, sender to receiver "
+      "({} ranks)</text>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">receiver rank</text>\n"
       "<text transform=\"translate(18,{}) rotate(-90)\" text-anchor=\"middle\">sender rank</text>\n",
       w, h, left, js.ranks, left + cell * n / 2, top - 30, top + cell * n / 2);
   const bool labels = n <= 32;
@@ -286,19 +286,21 @@ std::string ranks_svg(const JobStats& js) {
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
       "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       "<text x=\"{}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Where each rank's time went "
-      "(longest {})</text>\n", left + width + 40, h, left, xml_escape(human_time(longest)));
+      "(longest {})</text>\n", left + width + 200, h, left, xml_escape(human_time(longest)));
   struct Part {
     const char* name;
     const char* colour;
   };
-  const Part parts[3] = {{"collectives", "#4878d0"}, {"waiting (p2p, pool, queues)", "#ee854a"},
-                         {"computing and the rest", "#6acc64"}};
+  const Part parts[4] = {{"collectives", "#4878d0"}, {"waiting", "#ee854a"},
+                         {"pool tasks", "#d65f5f"}, {"the rest (computing, ...)", "#6acc64"}};
   for (const RankStatsRow& r : js.rows) {
     int y = top + r.rank * (bar + 6);
-    std::uint64_t rest = r.elapsed_ns > r.collective_ns + r.wait_ns ? r.elapsed_ns - r.collective_ns - r.wait_ns : 0;
-    std::uint64_t values[3] = {r.collective_ns, r.wait_ns, rest};
+    // Pool tasks neither wait nor run collectives, so the parts do not overlap.
+    std::uint64_t used = r.collective_ns + r.wait_ns + r.pool_busy_ns;
+    std::uint64_t rest = r.elapsed_ns > used ? r.elapsed_ns - used : 0;
+    std::uint64_t values[4] = {r.collective_ns, r.wait_ns, r.pool_busy_ns, rest};
     double x = left;
-    for (int p = 0; p < 3; ++p) {
+    for (int p = 0; p < 4; ++p) {
       double w = static_cast<double>(width) * static_cast<double>(values[p]) / static_cast<double>(longest);
       if (w > 0) {
         s += fmt::format("<rect x=\"{:.1f}\" y=\"{}\" width=\"{:.1f}\" height=\"{}\" fill=\"{}\">"
@@ -320,7 +322,7 @@ std::string ranks_svg(const JobStats& js) {
   for (const Part& p : parts) {
     s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" "
                      "y=\"{}\">{}</text>\n", lx, ly, p.colour, lx + 16, ly + 10, p.name);
-    lx += 200;
+    lx += 170;
   }
   return s + "</svg>\n";
 }
