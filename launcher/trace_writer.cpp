@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 #include <unordered_map>
@@ -70,6 +71,11 @@ std::string micros(std::uint64_t ns, std::uint64_t origin) {
   return fmt::format("{}.{:03}", d / 1000, d % 1000);
 }
 
+// Flow ends sit 1 ns inside their slices (viewers bind a flow event to the slice that encloses
+// its time stamp; at the slice's very edge that is ambiguous).
+std::uint64_t inside_begin(const TraceEvent& e) { return e.end_ns >= e.begin_ns + 2 ? e.begin_ns + 1 : e.begin_ns; }
+std::uint64_t inside_end(const TraceEvent& e) { return e.end_ns >= e.begin_ns + 2 ? e.end_ns - 1 : e.begin_ns; }
+
 std::uint64_t flow_key(int from, int to, int n, std::uint32_t seq) {
   return ((static_cast<std::uint64_t>(from) * static_cast<std::uint64_t>(n) + static_cast<std::uint64_t>(to)) << 32) | seq;
 }
@@ -137,7 +143,7 @@ TraceSummary trace_json(std::span<std::byte> area, const TraceJob& job,
     for (const TraceEvent& e : transport::RankTrace(area, r).events()) {
       auto k = static_cast<TraceKind>(e.kind);
       if ((k == TraceKind::send || k == TraceKind::isend) && e.seq != 0 && e.peer >= 0 && e.peer < n) {
-        sends.emplace(flow_key(r, e.peer, n, e.seq), e.begin_ns);
+        sends.emplace(flow_key(r, e.peer, n, e.seq), inside_begin(e));
       }
     }
   }
@@ -152,9 +158,10 @@ TraceSummary trace_json(std::span<std::byte> area, const TraceJob& job,
       if (e.seq != 0) args += fmt::format(",\"message\":{}", e.seq);
       if (k != TraceKind::pool_task) args += fmt::format(",\"communicator\":{}", e.comm);
       if ((e.flags & transport::kTraceFailed) != 0) args += ",\"failed\":true";
+      // An instant is drawn as a 1 ns slice, so that a flow can bind to it.
       buf += fmt::format(",\n{{\"ph\":\"X\",\"name\":\"{}\",\"cat\":\"{}\",\"pid\":1,\"tid\":{},\"ts\":{},\"dur\":{},\"args\":{{{}}}}}",
                          json_escape(event_name(e)), category(k), r + 1, micros(e.begin_ns, origin),
-                         micros(e.end_ns, e.begin_ns), args);
+                         micros(std::max(e.end_ns, e.begin_ns + 1), e.begin_ns), args);
       ++sum.events;
       if ((k == TraceKind::recv || k == TraceKind::recv_done) && e.seq != 0 && e.peer >= 0 && e.peer < n) {
         auto it = sends.find(flow_key(e.peer, r, n, e.seq));
@@ -163,7 +170,7 @@ TraceSummary trace_json(std::span<std::byte> area, const TraceJob& job,
           buf += fmt::format(",\n{{\"ph\":\"s\",\"name\":\"message\",\"cat\":\"flow\",\"id\":{},\"pid\":1,\"tid\":{},\"ts\":{}}}",
                              sum.flows, e.peer + 1, micros(it->second, origin));
           buf += fmt::format(",\n{{\"ph\":\"f\",\"bp\":\"e\",\"name\":\"message\",\"cat\":\"flow\",\"id\":{},\"pid\":1,\"tid\":{},\"ts\":{}}}",
-                             sum.flows, r + 1, micros(e.end_ns, origin));
+                             sum.flows, r + 1, micros(inside_end(e), origin));
         }
       }
       flush(false);

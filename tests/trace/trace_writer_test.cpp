@@ -47,12 +47,13 @@ TEST_F(TwoRanks, TraceHasTracksSpansAndOneFlow) {
   EXPECT_EQ(sum.events, 4u);  // two spans, two process ends
   EXPECT_NE(json.find(R"("command":"prog \"x\"")"), std::string::npos) << json;
   EXPECT_NE(json.find(R"x("name":"rank 1 (pid 101)")x"), std::string::npos) << json;
-  // Times are microseconds since the origin: the send spans 1.000 .. 2.500 us.
+  // Times are microseconds since the origin: the send spans 1.000 .. 2.500 us; flows start and
+  // end 1 ns inside their slices.
   EXPECT_NE(json.find(R"("name":"send to 1","cat":"p2p","pid":1,"tid":1,"ts":1.000,"dur":1.500)"),
             std::string::npos) << json;
-  EXPECT_NE(json.find(R"({"ph":"s","name":"message","cat":"flow","id":1,"pid":1,"tid":1,"ts":1.000})"),
+  EXPECT_NE(json.find(R"({"ph":"s","name":"message","cat":"flow","id":1,"pid":1,"tid":1,"ts":1.001})"),
             std::string::npos) << json;
-  EXPECT_NE(json.find(R"({"ph":"f","bp":"e","name":"message","cat":"flow","id":1,"pid":1,"tid":2,"ts":3.000})"),
+  EXPECT_NE(json.find(R"({"ph":"f","bp":"e","name":"message","cat":"flow","id":1,"pid":1,"tid":2,"ts":2.999})"),
             std::string::npos) << json;
   EXPECT_NE(json.find(R"("name":"killed by SIGKILL")"), std::string::npos) << json;
 }
