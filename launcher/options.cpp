@@ -100,7 +100,7 @@ ParseResult parse_options(int argc, const char* const* argv, std::ostream& out, 
                  "and write them as a Chrome/Perfetto trace (JSON; open in ui.perfetto.dev or "
                  "chrome://tracing) to FILE when the job ends, however it ends.");
   app.add_option("--trace-events", o.trace_events,
-                 "Events kept per rank (default 65536, 48 bytes each, reserved at launch); later "
+                 "Events kept per rank (default 65536, 48 bytes each, part of the job segment); later "
                  "ones are counted as dropped.");
   app.add_flag("--stats", o.stats,
                "At the end, print per-rank statistics (messages, bytes, time waiting and in "

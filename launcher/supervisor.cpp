@@ -260,7 +260,7 @@ bool Job::prepare(const Placement& placement) {
   segment_ = transport::Segment::format(mapping_.bytes(), n_, job_, placement.oversubscribed,
                                         o_.shared_heap_bytes, trace);
   if (o_.verbose) {
-    say(fmt::format("job {}: segment of {} bytes ({} reserved; memfd, fd {}) created in {:.2f} ms",
+    say(fmt::format("job {}: segment of {} bytes ({} needed up front, checked against available memory; memfd, fd {}) created in {:.2f} ms",
                     contract::format_job(job_), layout.total_bytes, layout.reserved_bytes(),
                     segment_fd_.get(), ms_since(t0)));
   }

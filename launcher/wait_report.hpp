@@ -35,6 +35,9 @@ struct RankSnapshot {
   int peer = -1;  // world rank, -1: any
   int tag = -1;   // -1: any; for collectives, which collective
   std::uint32_t comm = 0;
+  std::uint32_t object = 0;   // pattern waits: the object's segment offset / 64
+  transport::WaitOp context = transport::WaitOp::none;  // pipe_recv/pipe_send around a p2p wait
+  bool timed = false;         // the wait has a time limit: it ends by itself
   std::uint64_t progress = 0;
   std::uint32_t doorbell = 0;
 };
@@ -45,26 +48,33 @@ RankSnapshot take_snapshot(const transport::Segment& segment, int rank, bool pro
 /// Blocked in a recorded wait (and still running Cohort code).
 [[nodiscard]] bool is_blocked(const RankSnapshot& s);
 
+/// Blocked in a recorded wait without a time limit: the only waits a deadlock is made of.
+[[nodiscard]] bool is_stuck(const RankSnapshot& s);
+
 /// "running", "blocked", "finished", "exited" or "not attached" (not started Cohort, or not a
 /// Cohort program).
 [[nodiscard]] std::string state_text(const RankSnapshot& s);
 
 /// The wait record in words: "recv(source 1, tag 5)", "send(dest 2, any tag)",
 /// "probe(any source, any tag)", "barrier", "collective allreduce", with ", communicator C" when C
-/// is not the world. Empty when nothing is recorded.
+/// is not the world; pattern waits: "Queue.get (queue at 0x4a40, empty)", "Lock.acquire (held by
+/// rank 0, lock at 0x4b00)", "Pipe.recv (from rank 1)", ", with a timeout" when timed. Empty when
+/// nothing is recorded.
 [[nodiscard]] std::string describe_wait(transport::WaitOp op, int peer, int tag, std::uint32_t comm);
 [[nodiscard]] std::string describe_wait(const RankSnapshot& s);
+[[nodiscard]] std::string describe_wait(transport::WaitOp op, int peer, int tag, std::uint32_t comm,
+                                        std::uint32_t object, transport::WaitOp context, bool timed);
 
 /// A cycle in the wait-for graph (rank -> the one peer it waits for), as ranks in order with the
-/// first repeated at the end ({0, 1, 0}); empty when there is none. Only blocked ranks waiting for
-/// one specific peer are edges.
+/// first repeated at the end ({0, 1, 0}); empty when there is none. Only ranks stuck waiting for
+/// one specific peer are edges (send, recv, probe, Lock.acquire: the holder).
 [[nodiscard]] std::vector<int> find_cycle(std::span<const RankSnapshot> ranks);
 
 /// "0 -> 1 -> 0"
 [[nodiscard]] std::string format_cycle(std::span<const int> cycle);
 
 /// Declares a deadlock when, over at least `window`, every sample shows every rank whose process
-/// runs blocked with the same wait record, progress and doorbell as at the window's start, and at
+/// runs stuck (is_stuck: a timed wait ends by itself) with the same wait record, progress and doorbell as at the window's start, and at
 /// least one such rank. Call observe() with each new sample (every ~100-250 ms).
 class DeadlockDetector {
  public:

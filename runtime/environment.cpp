@@ -85,12 +85,22 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
   if (!segment_.trace_area().empty()) trace_ = transport::RankTrace(segment_.trace_area(), info_.rank);
   collectives_ = std::make_unique<collectives::Engine>(segment_, info_.rank, info_.oversubscribed);
   p2p_ = std::make_unique<p2p::Engine>(segment_, waiter_, info_.rank, info_.size);
+  // Whatever a rank blocks in, its outstanding non-blocking operations keep moving.
+  waiter_.set_background(&Runtime::background, this);
+  collectives_->waiter().set_background(&Runtime::background, this);
   transport::RankSlot& slot = segment_.slot(info_.rank);
   slot.pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
   slot.state.store(static_cast<std::uint32_t>(transport::RankState::attached),
                    std::memory_order_release);
   world_ = std::make_unique<Communicator>(
       std::make_shared<CommunicatorImpl>(*this, 0u, identity_ranks(info_.size), info_.rank));
+}
+
+bool Runtime::background(void* runtime) {
+  auto& self = *static_cast<Runtime*>(runtime);
+  bool outstanding = self.p2p_->background_progress();
+  self.collectives_->progress_pending();
+  return outstanding || !self.collectives_->pending.empty();
 }
 
 Runtime::~Runtime() {

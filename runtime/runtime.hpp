@@ -49,6 +49,9 @@ class Runtime {
   static Runtime* current() noexcept;
 
  private:
+  // The Waiters' background work: advances outstanding p2p and non-blocking collectives.
+  static bool background(void* runtime);
+
   contract::LaunchInfo info_;
   platform::FileDescriptor owned_fd_;  // singleton only
   platform::Mapping mapping_;

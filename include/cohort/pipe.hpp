@@ -70,6 +70,7 @@ class Pipe {
   template <class T>
   void send(const T& value) {
     check_send();
+    SendLabel label(*this);  // a blocked send shows as Pipe.send in cohortrun's reports
     link_->send(value, 1 - link_->rank(), kData);
   }
 
@@ -106,6 +107,13 @@ class Pipe {
   void check_recv();  // throws PipeClosed when the next message is the other end's close
   bool poll_ns(std::chrono::nanoseconds timeout);
   [[noreturn]] void inactive(const char* op) const;
+  struct SendLabel {
+    explicit SendLabel(const Pipe& pipe) noexcept;
+    ~SendLabel();
+    SendLabel(const SendLabel&) = delete;
+    SendLabel& operator=(const SendLabel&) = delete;
+    const Pipe& pipe;
+  };
 
   std::optional<Communicator> link_;  // ranks 0 (rank_a) and 1 (rank_b)
   int self_ = -1;                     // world rank, for messages

@@ -548,7 +548,10 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
     op->trace_seq = next_received_seq(source);
     if (std::exception_ptr err = validate(*op, env, h.kind(), fingerprint, total)) {
       fail(*op, err);
-      if (large) in.transfers.push_back(Transfer{env, nullptr, total, total, nullptr, nullptr});
+      if (large) {
+        in.transfers.push_back(Transfer{env, nullptr, total, total, nullptr, nullptr});
+        ++transfers_;
+      }
       return true;
     }
     std::byte* dst = destination(*op, total);
@@ -557,6 +560,7 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
       complete_recv(*op, env, total);
     } else {
       in.transfers.push_back(Transfer{env, dst, total, total, op, nullptr});
+      ++transfers_;
     }
     return true;
   }
@@ -569,7 +573,10 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
   Unexpected& e = unexpected_.emplace_back(Unexpected{env, h.kind(), fingerprint, total,
                                                       std::move(data), !large,
                                                       next_received_seq(source)});
-  if (large) in.transfers.push_back(Transfer{env, e.data.get(), total, total, nullptr, &e});
+  if (large) {
+    in.transfers.push_back(Transfer{env, e.data.get(), total, total, nullptr, &e});
+    ++transfers_;
+  }
   return true;
 }
 
@@ -587,6 +594,7 @@ bool Engine::pump_stream(int source) {
     if (t.remaining != 0) break;
     Transfer done = t;
     in.transfers.pop_front();
+    --transfers_;
     if (done.op != nullptr) complete_recv(*done.op, done.env, done.total);
     else if (done.entry != nullptr) done.entry->complete = true;
   }
@@ -763,6 +771,12 @@ int Engine::lost_peer(const Operation& op) {
 
 template <class Done>
 void Engine::block(std::span<Operation* const> ops, Done&& done) {
+  struct Blocking {
+    bool& flag;
+    bool was;
+    explicit Blocking(bool& f) : flag(f), was(f) { flag = true; }
+    ~Blocking() { flag = was; }
+  } blocking{blocking_};
   const std::uint64_t patience = waiter_.policy().spins;
   // With a core of our own, poll hot (no pause) for a few microseconds first: a cross-core
   // hand-off takes ~50-200 ns and a pause instruction can cost ~40 ns of it.

@@ -81,6 +81,17 @@ class Engine {
   Operation* acquire();
   void release(Operation* op) noexcept;
 
+  /// Advances outstanding non-blocking operations (queued sends, posted receives, payloads in
+  /// flight) while this rank waits in something other than point-to-point (a collective, a
+  /// Queue): the Waiter's background work. Nothing to do costs three comparisons. Returns true
+  /// while sends, posted receives or payloads remain outstanding.
+  bool background_progress() {
+    if (blocking_) return false;
+    if (active_sends_ == 0 && posted_.empty() && transfers_ == 0 && unwoken_.empty()) return false;
+    progress(false);
+    return active_sends_ != 0 || !posted_.empty() || transfers_ != 0;
+  }
+
  private:
   struct Envelope {
     std::uint32_t context;
@@ -131,6 +142,8 @@ class Engine {
     return trace_.on() ? ++received_seq_[static_cast<std::size_t>(source)] : 0;
   }
   void traced_recv_complete(const Operation& op, int source, std::size_t bytes) noexcept;
+  bool blocking_ = false;   // inside block(): its own polls progress, the background need not
+  int transfers_ = 0;       // large payloads being pulled through streams (all sources)
   // Writes the frame of a send: the whole message, or (large) the header of a streamed one.
   bool write_frame(Outgoing& o, int tag, std::uint32_t context, const detail::SendBuffer& b,
                    bool large) noexcept;

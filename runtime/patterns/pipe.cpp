@@ -51,6 +51,7 @@ void Pipe::check_recv() {
   if (!peer_closed_) {
     // The close message follows everything the peer sent before it (non-overtaking order on
     // one (source, tag) does not hold across tags, so look at what comes first).
+    transport::WaitContext label(link_->impl().runtime().segment(), self_, transport::WaitOp::pipe_recv);
     Status st = link_->probe(other, any_tag);
     if (st.tag == kClose) {
       char byte = 0;
@@ -62,6 +63,15 @@ void Pipe::check_recv() {
     throw PipeClosed(fmt::format("rank {}: Pipe::recv: rank {} closed its end of the pipe and "
                                  "everything it sent has been received", self_, peer_));
   }
+}
+
+Pipe::SendLabel::SendLabel(const Pipe& p) noexcept : pipe(p) {
+  pipe.link_->impl().runtime().segment().slot(pipe.self_).wait_context.store(
+      static_cast<std::uint32_t>(transport::WaitOp::pipe_send), std::memory_order_relaxed);
+}
+
+Pipe::SendLabel::~SendLabel() {
+  pipe.link_->impl().runtime().segment().slot(pipe.self_).wait_context.store(0, std::memory_order_relaxed);
 }
 
 bool Pipe::poll_ns(std::chrono::nanoseconds timeout) {

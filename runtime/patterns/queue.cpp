@@ -158,6 +158,9 @@ class View {
   QueueShared& q() const noexcept { return *q_; }
 
   bool alive(int rank) const noexcept { return segment_.alive(comm_.impl().world_rank(rank)); }
+  const transport::Segment& segment() const noexcept { return segment_; }
+  transport::Waiter& waiter() const noexcept { return comm_.impl().runtime().waiter(); }
+  int self_world() const { return comm_.impl().world_rank(comm_.rank()); }
 
   /// Claimers of `pos + 1` in the put (or get) claims: true when at least one is dead and none
   /// is alive (the claimed position can never be finished).
@@ -260,9 +263,12 @@ void wake_if_sleeping(std::atomic<std::uint32_t>& sleeping, std::atomic<std::uin
 /// whether such a claim has happened (the item or the space it waits for is on its way). One of
 /// the two sees the other: either the waker sees the sleeper and wakes it after publishing, or the
 /// sleeper sees the claim and yields instead of sleeping.
+/// `what` goes into this rank's wait record once the wait leaves its spin phase (hang reports,
+/// deadlock detection); it is cleared when the wait ends.
 template <class Attempt, class Pending, class Slow, class OnLost>
 bool wait_loop(const transport::WaitPolicy& policy, nanoseconds timeout,
                std::atomic<std::uint32_t>& sleeping, std::atomic<std::uint32_t>& event,
+               const View& view, transport::WaitFor what,
                Attempt&& attempt, Pending&& pending, Slow&& slow, OnLost&& on_lost) {
   if (attempt()) return true;
   if (timeout.count() == 0) return false;
@@ -271,6 +277,10 @@ bool wait_loop(const transport::WaitPolicy& policy, nanoseconds timeout,
     transport::cpu_relax();
     if (attempt()) return true;
   }
+  transport::WaitRecord record(view.segment(), view.self_world());
+  what.object = transport::wait_object_of(view.segment(), &view.q());
+  what.timed = !deadline.unlimited;
+  record.set(what);
   for (std::uint32_t i = 0; i < policy.yields; ++i) {
     std::this_thread::yield();
     if (attempt()) return true;
@@ -294,7 +304,8 @@ bool wait_loop(const transport::WaitPolicy& policy, nanoseconds timeout,
       std::this_thread::yield();
       continue;
     }
-    platform::futex_wait(event, ev, deadline.slice(policy.sleep_slice));
+    // The slice is short while this rank has non-blocking operations outstanding (advanced here).
+    platform::futex_wait(event, ev, deadline.slice(view.waiter().foreign_sleep_slice()));
     sleeping.fetch_sub(1, std::memory_order_relaxed);
   }
 }
@@ -410,7 +421,8 @@ QueueResult QueueCore::put(std::span<const std::byte> payload, nanoseconds timeo
                                    self_, comm_.impl().world_rank(dead)));
     };
     auto pending = [] { return false; };  // consumers call wake_if_sleeping after freeing chunks
-    if (!wait_loop(policy, timeout, q.pool_sleeping, q.pool_event, attempt, pending, slow,
+    if (!wait_loop(policy, timeout, q.pool_sleeping, q.pool_event, v,
+                   transport::WaitFor{transport::WaitOp::queue_put, -1, 1}, attempt, pending, slow,
                    on_lost)) {
       return QueueResult::timeout;
     }
@@ -486,7 +498,8 @@ QueueResult QueueCore::put(std::span<const std::byte> payload, nanoseconds timeo
       std::uint64_t enq = q.enqueue_pos.load(std::memory_order_seq_cst) & ~kClosedBit;
       return enq >= q.capacity && q.dequeue_pos.load(std::memory_order_seq_cst) > enq - q.capacity;
     };
-    ok = wait_loop(policy, timeout, q.producers_sleeping, q.space_event, attempt, pending, slow,
+    ok = wait_loop(policy, timeout, q.producers_sleeping, q.space_event, v,
+                   transport::WaitFor{transport::WaitOp::queue_put, -1, 0}, attempt, pending, slow,
                    on_lost);
   } catch (...) {
     if (nchunks > 0) v.free_chain(first, nchunks);
@@ -610,7 +623,8 @@ QueueResult QueueCore::get(const QueueSink& user_sink, nanoseconds timeout) {
     return (q.enqueue_pos.load(std::memory_order_seq_cst) & ~kClosedBit) >
            q.dequeue_pos.load(std::memory_order_seq_cst);
   };
-  if (!wait_loop(policy, timeout, q.consumers_sleeping, q.items_event, attempt, pending, slow,
+  if (!wait_loop(policy, timeout, q.consumers_sleeping, q.items_event, v,
+                 transport::WaitFor{transport::WaitOp::queue_get}, attempt, pending, slow,
                  on_lost)) {
     return QueueResult::timeout;
   }
@@ -679,7 +693,8 @@ bool QueueCore::join(nanoseconds timeout) {
                                  self_, unfinished(), comm_.impl().world_rank(dead)));
   };
   auto pending = [] { return false; };  // task_done calls wake_if_sleeping
-  return wait_loop(policy, timeout, q.joiners, q.done_event, attempt, pending, slow, on_lost);
+  return wait_loop(policy, timeout, q.joiners, q.done_event, v,
+                   transport::WaitFor{transport::WaitOp::queue_join}, attempt, pending, slow, on_lost);
 }
 
 }  // namespace cohort::detail

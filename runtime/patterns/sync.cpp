@@ -60,9 +60,26 @@ bool spin_while_equal(const Communicator& comm, const std::atomic<std::uint32_t>
   return word.load(std::memory_order_acquire) != value;
 }
 
+// Called before each sleep: also advances this rank's outstanding non-blocking operations.
 nanoseconds sleep_slice(const Communicator& comm) {
-  return runtime_of(comm).waiter().policy().sleep_slice;
+  return runtime_of(comm).waiter().foreign_sleep_slice();
 }
+
+/// A wait record for this rank's wait on the primitive whose shared state is `state`.
+struct PatternWait {
+  PatternWait(const Communicator& comm, const void* state)
+      : segment(runtime_of(comm).segment()),
+        self(comm.impl().world_rank(comm.rank())),
+        object(transport::wait_object_of(segment, state)),
+        record(segment, self) {}
+  void set(transport::WaitOp op, bool timed, int peer = -1, int tag = -1) noexcept {
+    record.set(transport::WaitFor{op, peer, tag, 0, object, timed});
+  }
+  const transport::Segment& segment;
+  int self;
+  std::uint32_t object;
+  transport::WaitRecord record;
+};
 
 }  // namespace
 }  // namespace detail
@@ -101,6 +118,8 @@ bool Lock::acquire(std::chrono::nanoseconds timeout) {
     transport::cpu_relax();
     if (word.load(std::memory_order_relaxed) == 0 && try_lock()) return true;
   }
+  detail::PatternWait waiting(comm_, state_);
+  int recorded_holder = -1;
   for (;;) {
     std::uint32_t v = word.load(std::memory_order_acquire);
     if (v == 0) {
@@ -132,6 +151,10 @@ bool Lock::acquire(std::chrono::nanoseconds timeout) {
       continue;
     }
     if (deadline.passed()) return false;
+    if (holder != recorded_holder) {  // the hang report names the current holder
+      waiting.set(transport::WaitOp::lock, !deadline.unlimited, holder);
+      recorded_holder = holder;
+    }
     platform::futex_wait(word, v | detail::kContended, deadline.slice(detail::sleep_slice(comm_)));
   }
 }
@@ -197,6 +220,8 @@ bool Semaphore::acquire_for(std::chrono::nanoseconds timeout) {
   if (try_acquire()) return true;
   detail::Deadline deadline(timeout);
   if (detail::spin_while_equal(comm_, state_->value, 0) && try_acquire()) return true;
+  detail::PatternWait waiting(comm_, state_);
+  waiting.set(transport::WaitOp::semaphore, !deadline.unlimited);
   for (;;) {
     if (try_acquire()) return true;
     if (deadline.passed()) return false;
@@ -233,6 +258,8 @@ void Event::wait() { (void)wait_ns(std::chrono::nanoseconds(-1)); }
 bool Event::wait_ns(std::chrono::nanoseconds timeout) {
   if (is_set() || detail::spin_while_equal(comm_, state_->value, 0)) return true;
   detail::Deadline deadline(timeout);
+  detail::PatternWait waiting(comm_, state_);
+  waiting.set(transport::WaitOp::event, !deadline.unlimited);
   for (;;) {
     if (is_set()) return true;
     if (deadline.passed()) return false;
@@ -255,13 +282,17 @@ bool Condition::wait_ns(std::chrono::nanoseconds timeout) {
   state_->waiters.fetch_add(1, std::memory_order_seq_cst);
   lock_.unlock();
   bool notified = false;
-  for (;;) {
-    if (state_->value.load(std::memory_order_acquire) != seq) {
-      notified = true;
-      break;
+  {
+    detail::PatternWait waiting(comm_, state_);
+    waiting.set(transport::WaitOp::condition, !deadline.unlimited);
+    for (;;) {
+      if (state_->value.load(std::memory_order_acquire) != seq) {
+        notified = true;
+        break;
+      }
+      if (deadline.passed()) break;
+      platform::futex_wait(state_->value, seq, deadline.slice(detail::sleep_slice(comm_)));
     }
-    if (deadline.passed()) break;
-    platform::futex_wait(state_->value, seq, deadline.slice(detail::sleep_slice(comm_)));
   }
   state_->waiters.fetch_sub(1, std::memory_order_relaxed);
   lock_.lock();
@@ -294,6 +325,8 @@ int Barrier::wait() {
   }
   if (detail::spin_while_equal(comm_, state_->value, generation)) return static_cast<int>(index);
   const transport::Segment& seg = detail::runtime_of(comm_).segment();
+  detail::PatternWait waiting(comm_, state_);
+  waiting.set(transport::WaitOp::sync_barrier, false, -1, parties_);
   for (;;) {
     if (state_->value.load(std::memory_order_acquire) != generation) return static_cast<int>(index);
     // With every member a party, a dead member can never arrive: the barrier is broken.

@@ -34,13 +34,22 @@ class FileDescriptor {
   int fd_ = -1;
 };
 
-/// Creates an anonymous shared-memory file (memfd) of `bytes`, close-on-exec, and reserves its
-/// pages up front so that exhausted memory fails here, with a clear message, and never later as
-/// SIGBUS. Only processes that inherit the descriptor (or its owner, via /proc) can open it:
-/// there is no name in /dev/shm to collide with or to leave behind.
-/// `reserve_bytes` (default: all) limits the up-front reservation to the first bytes.
+/// Memory this process may still use: the smaller of MemAvailable and the room left under the
+/// cgroup v2 memory limits of its group and the group's ancestors.
+struct MemoryBudget {
+  std::uint64_t bytes = UINT64_MAX;
+  std::string limited_by = "no limit found";
+};
+MemoryBudget available_memory();
+
+/// Creates an anonymous shared-memory file (memfd) of `bytes`, close-on-exec, mode 0600. Only
+/// processes that inherit the descriptor (or its owner, via /proc) can open it: there is no name
+/// in /dev/shm to collide with or to leave behind. Pages are not reserved (a memfd grows on its
+/// unlimited internal mount and never raises SIGBUS); instead the first `needed_bytes` (default:
+/// all) are checked against available_memory(), so that a job that cannot fit fails here with a
+/// clear message (std::system_error, ENOMEM) before anything starts.
 FileDescriptor create_shared_memory(std::string_view debug_name, std::size_t bytes,
-                                    std::size_t reserve_bytes = SIZE_MAX);
+                                    std::size_t needed_bytes = SIZE_MAX);
 
 /// Size in bytes of the file behind `fd` (fstat).
 std::size_t file_size(int fd, std::string_view what);

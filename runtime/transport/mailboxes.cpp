@@ -39,18 +39,6 @@ MailboxLayout mailbox_layout(int ranks) {
 
 std::size_t mailbox_area_bytes(int ranks) { return mailbox_layout(ranks).total_bytes; }
 
-void format_mailboxes(std::span<std::byte> area, int ranks) {
-  Mailboxes boxes(area, ranks);
-  for (int s = 0; s < ranks; ++s) {
-    for (int r = 0; r < ranks; ++r) {
-      if (s == r) continue;
-      PairView v = boxes.pair(s, r);
-      new (v.producer) ProducerLine{};
-      new (v.consumer) ConsumerLine{};
-    }
-  }
-}
-
 PairView Mailboxes::pair(int sender, int receiver) const noexcept {
   auto s = static_cast<std::size_t>(sender);
   auto r = static_cast<std::size_t>(receiver);

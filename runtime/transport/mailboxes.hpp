@@ -34,8 +34,7 @@ MailboxLayout mailbox_layout(int ranks);
 /// Bytes of the mailbox area for `ranks` ranks (pure function).
 std::size_t mailbox_area_bytes(int ranks);
 
-/// Formats a zero-filled mailbox area of mailbox_area_bytes(ranks) bytes.
-void format_mailboxes(std::span<std::byte> area, int ranks);
+// A zero-filled mailbox area is formatted: all-zero is the empty state of every pair.
 
 /// A view of a formatted mailbox area (does not own the memory).
 class Mailboxes {

@@ -33,7 +33,15 @@ enum class RankState : std::uint32_t {
 };
 
 /// What a blocked call waits for (hang reports, deadlock detection). Written by its rank only.
-enum class WaitOp : std::uint32_t { none = 0, send, recv, probe, barrier, collective, other };
+/// The multiprocessing layer's waits (queue_get ... pipe_send) follow the p2p and collective ones;
+/// wait_object says which object (its offset in the segment / 64), wait_peer the holder (locks).
+/// kWaitTimed is or-ed into wait_op for a wait with a time limit (never part of a deadlock).
+enum class WaitOp : std::uint32_t {
+  none = 0, send, recv, probe, barrier, collective, other,
+  queue_get, queue_put, queue_join, lock, semaphore, event, condition, sync_barrier,
+  pipe_recv, pipe_send,
+};
+inline constexpr std::uint32_t kWaitTimed = 0x100;
 
 /// One rank's control slot. Concurrency: `state`, `pid`, `wait_*` written by the owner rank (and
 /// `state`/`exit_status` by the launcher after the process is gone); `doorbell` bumped by anyone
@@ -51,6 +59,8 @@ struct alignas(kCacheLine) RankSlot {
                                          // entering and leaving its sleep path; p2p stores its
                                          // completion count): the deadlock detector looks for change
   std::atomic<std::int32_t> exit_status; // wait(2) status, set by the launcher when state=exited
+  std::atomic<std::uint32_t> wait_object;   // pattern waits: which object (segment offset / 64)
+  std::atomic<std::uint32_t> wait_context;  // WaitOp pipe_recv/pipe_send around a p2p wait, or 0
 };
 static_assert(sizeof(RankSlot) == kCacheLine);
 

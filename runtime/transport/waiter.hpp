@@ -9,6 +9,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 
@@ -24,7 +25,15 @@ struct WaitFor {
   int peer = -1;  // -1: any
   int tag = -1;
   std::uint32_t comm = 0;
+  std::uint32_t object = 0;  // pattern waits: the object's segment offset / 64
+  bool timed = false;        // has a time limit: reported, never taken for a deadlock
 };
+
+/// The object number stored in a wait record for shared state at `p` inside `segment`.
+inline std::uint32_t wait_object_of(const Segment& segment, const void* p) noexcept {
+  auto off = static_cast<std::size_t>(static_cast<const std::byte*>(p) - segment.memory().data());
+  return static_cast<std::uint32_t>(off / kCacheLine);
+}
 
 /// Spin budgets, chosen from measurements on the 2-core reference machine (BENCHMARKS.md):
 /// a cross-core hand-off is ~50-220 ns, a futex wake ~22 µs, a sched_yield hand-off ~1.3 µs.
@@ -63,12 +72,39 @@ class Waiter {
   [[nodiscard]] int self() const noexcept { return self_; }
   [[nodiscard]] const WaitPolicy& policy() const noexcept { return policy_; }
 
+  /// Work this rank still owes its peers while it waits for something else: the Runtime installs
+  /// one that advances outstanding non-blocking point-to-point and collective operations, so that
+  /// a rank blocked in a barrier or a Queue.get still moves its isends and irecvs (MPI's progress
+  /// rule: a matched non-blocking operation completes whatever its owner blocks in next).
+  /// Called before each check of a wait's condition; may throw (the wait then throws it).
+  /// Returns true while operations remain outstanding.
+  using Background = bool (*)(void* context);
+  void set_background(Background fn, void* context) noexcept {
+    background_ = fn;
+    background_context_ = context;
+  }
+
+  /// For waits that sleep on a futex of their own (Queue, Lock, Event...): does the background
+  /// work and returns how long to sleep before looking again: the policy's slice, or 200 µs while
+  /// non-blocking operations are outstanding (the peers they wait on wake this rank's doorbell,
+  /// not that futex).
+  [[nodiscard]] std::chrono::nanoseconds foreign_sleep_slice() {
+    if (background_ != nullptr && background_(background_context_)) {
+      return std::min<std::chrono::nanoseconds>(policy_.sleep_slice, std::chrono::microseconds(200));
+    }
+    return policy_.sleep_slice;
+  }
+
   /// Blocks until `ready()` returns true. `lost()` is called on the slow path: it returns -1 while
   /// the wait can still complete, or the rank whose loss makes it impossible; `ready()` is then
   /// checked once more (a message sent before the peer died still counts) and `on_lost(rank)` is
   /// called, which must throw. Throws whatever on_lost throws; returns normally otherwise.
   template <class Ready, class Lost, class OnLost>
-  void wait(Ready&& ready, const WaitFor& what, Lost&& lost, OnLost&& on_lost) {
+  void wait(Ready&& ready_only, const WaitFor& what, Lost&& lost, OnLost&& on_lost) {
+    auto ready = [&] {
+      if (background_ != nullptr) background_(background_context_);
+      return ready_only();
+    };
     if (ready()) return;
     // cohortrun --trace/--stats: the blocked time becomes a `wait` event and counts.
     struct Traced {
@@ -130,7 +166,7 @@ class Waiter {
     }
   }
 
- private:
+ public:
   // `progress` changes each time the rank enters or leaves the slow path, so that the launcher's
   // deadlock detector can tell a rank blocked in one wait from one that keeps finishing waits
   // between its samples. Only the owner writes it (no read-modify-write needed).
@@ -143,14 +179,61 @@ class Waiter {
     me.wait_peer.store(what.peer, std::memory_order_relaxed);
     me.wait_tag.store(what.tag, std::memory_order_relaxed);
     me.wait_comm.store(what.comm, std::memory_order_relaxed);
-    me.wait_op.store(static_cast<std::uint32_t>(what.op), std::memory_order_release);
+    me.wait_object.store(what.object, std::memory_order_relaxed);
+    me.wait_op.store(static_cast<std::uint32_t>(what.op) | (what.timed ? kWaitTimed : 0u),
+                     std::memory_order_release);
   }
+
+ private:
 
   Segment segment_;
   int self_ = 0;
   WaitPolicy policy_ = WaitPolicy::for_job(false);
+  Background background_ = nullptr;
+  void* background_context_ = nullptr;
   RankTrace trace_;  // off unless cohortrun --trace/--stats
   bool count_wait_time_ = true;
+};
+
+/// The wait record of a pattern wait (Queue, locks, Event...) that sleeps on its own futex word
+/// rather than in Waiter::wait: set() when the wait leaves its spin phase (and again when what it
+/// waits for changes, e.g. a new lock holder); the destructor clears it. Same bookkeeping as
+/// Waiter::wait (progress bumped on entry and exit), so the deadlock detector reads both alike.
+class WaitRecord {
+ public:
+  WaitRecord(const Segment& segment, int self) noexcept : segment_(segment), self_(self) {}
+  WaitRecord(const WaitRecord&) = delete;
+  WaitRecord& operator=(const WaitRecord&) = delete;
+  ~WaitRecord() {
+    if (!set_) return;
+    RankSlot& me = segment_.slot(self_);
+    me.wait_op.store(static_cast<std::uint32_t>(WaitOp::none), std::memory_order_relaxed);
+    Waiter::bump(me);
+  }
+  void set(const WaitFor& what) noexcept {
+    Waiter::record(segment_.slot(self_), what);
+    set_ = true;
+  }
+  [[nodiscard]] bool is_set() const noexcept { return set_; }
+
+ private:
+  const Segment& segment_;
+  int self_;
+  bool set_ = false;
+};
+
+/// Labels the p2p waits inside a Pipe call (WaitOp::pipe_recv / pipe_send) for the reports.
+class WaitContext {
+ public:
+  WaitContext(const Segment& segment, int self, WaitOp op) noexcept : slot_(segment.slot(self)) {
+    slot_.wait_context.store(static_cast<std::uint32_t>(op), std::memory_order_relaxed);
+  }
+  WaitContext(const WaitContext&) = delete;
+  WaitContext& operator=(const WaitContext&) = delete;
+  ~WaitContext() { slot_.wait_context.store(0, std::memory_order_relaxed); }
+
+ private:
+  RankSlot& slot_;
 };
 
 }  // namespace cohort::transport

@@ -143,3 +143,52 @@ TEST(DeadlockDetector, NoRankRunningIsNoDeadlock) {
 
 }  // namespace
 }  // namespace cohort::launcher
+
+namespace cohort::launcher {
+namespace {
+
+TEST(WaitReport, DescribesPatternWaits) {
+  using transport::WaitOp;
+  EXPECT_EQ(describe_wait(WaitOp::queue_get, -1, -1, 0, 3, WaitOp::none, false),
+            "Queue.get (queue at 0xc0, empty)");
+  EXPECT_EQ(describe_wait(WaitOp::queue_put, -1, 0, 0, 1, WaitOp::none, false),
+            "Queue.put (queue at 0x40, full)");
+  EXPECT_EQ(describe_wait(WaitOp::queue_put, -1, 1, 0, 1, WaitOp::none, true),
+            "Queue.put (queue at 0x40, no pool space, with a timeout)");
+  EXPECT_EQ(describe_wait(WaitOp::lock, 0, -1, 0, 2, WaitOp::none, false),
+            "Lock.acquire (held by rank 0, lock at 0x80)");
+  EXPECT_EQ(describe_wait(WaitOp::sync_barrier, -1, 4, 0, 2, WaitOp::none, false),
+            "Barrier.wait (barrier at 0x80, 4 parties)");
+  EXPECT_EQ(describe_wait(WaitOp::probe, 1, -1, 7, 0, WaitOp::pipe_recv, false), "Pipe.recv (from rank 1)");
+  EXPECT_EQ(describe_wait(WaitOp::send, 0, 0, 7, 0, WaitOp::pipe_send, false), "Pipe.send (to rank 0)");
+  // A context without a wait (the Pipe call has not blocked) is nothing.
+  EXPECT_EQ(describe_wait(WaitOp::none, 1, 0, 7, 0, WaitOp::pipe_recv, false), "");
+  EXPECT_EQ(describe_wait(WaitOp::recv, 1, 5, 0, 0, WaitOp::none, true), "recv(source 1, tag 5) with a timeout");
+}
+
+TEST(WaitReport, LockWaitsAreEdgesOfTheCycle) {
+  std::vector<RankSnapshot> ranks = {blocked(0, WaitOp::lock, 1, -1), blocked(1, WaitOp::lock, 2, -1),
+                                     blocked(2, WaitOp::recv, 0)};
+  EXPECT_EQ(find_cycle(ranks), (std::vector<int>{0, 1, 2, 0}));
+  // Queue waits have no single peer: listed, never an edge.
+  std::vector<RankSnapshot> queue = {blocked(0, WaitOp::queue_get, -1), blocked(1, WaitOp::queue_get, -1)};
+  EXPECT_TRUE(find_cycle(queue).empty());
+}
+
+TEST(WaitReport, TimedWaitsAreNeverADeadlock) {
+  std::vector<RankSnapshot> ranks = {blocked(0, WaitOp::event, -1), blocked(1, WaitOp::lock, 0, -1)};
+  ranks[0].timed = true;
+  EXPECT_TRUE(is_blocked(ranks[0]));
+  EXPECT_FALSE(is_stuck(ranks[0]));
+  DeadlockDetector d(800ms);
+  auto t = Clock::now();
+  for (int i = 0; i <= 10; ++i) EXPECT_FALSE(d.observe(ranks, t + i * 200ms));
+  EXPECT_TRUE(find_cycle(ranks).empty());
+  ranks[0].timed = false;  // the same waits without a time limit: a deadlock
+  bool found = false;
+  for (int i = 11; i <= 20; ++i) found = d.observe(ranks, t + i * 200ms) || found;
+  EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace cohort::launcher

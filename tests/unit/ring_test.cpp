@@ -47,7 +47,6 @@ TEST(Mailboxes, PairsDoNotOverlap) {
   MailboxLayout l = mailbox_layout(n);
   Memory mem(l.total_bytes);
   auto area = mem.span(l.total_bytes);
-  format_mailboxes(area, n);
   Mailboxes boxes(area, n);
   std::vector<std::byte*> starts;
   for (int s = 0; s < n; ++s) {
