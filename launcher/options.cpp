@@ -34,7 +34,8 @@ Example: cohortrun -n 4 --tag-output ./hello)";
 bool takes_value(std::string_view arg) {
   if (arg.find('=') != std::string_view::npos) return false;
   for (std::string_view o : {"-n", "-np", "--np", "--bind-to", "--map-by", "--output-dir", "-x",
-                             "--export", "--timeout", "--grace", "--hang-report", "--shared-heap"}) {
+                             "--export", "--timeout", "--grace", "--hang-report", "--shared-heap",
+                             "--trace", "--trace-events", "--stats-dir"}) {
     if (arg == o) return true;
   }
   return false;
@@ -94,6 +95,18 @@ ParseResult parse_options(int argc, const char* const* argv, std::ostream& out, 
                  "Size of the job's shared heap for SharedArray, SharedValue, locks and queues "
                  "(e.g. 256M, 2G; default 64M). Committed only as it is used.")
       ->transform(CLI::AsSizeValue(false));
+  app.add_option("--trace", o.trace_file,
+                 "Record each rank's messages, collectives, pool tasks, queue operations and waits "
+                 "and write them as a Chrome/Perfetto trace (JSON; open in ui.perfetto.dev or "
+                 "chrome://tracing) to FILE when the job ends, however it ends.");
+  app.add_option("--trace-events", o.trace_events,
+                 "Events kept per rank (default 65536, 48 bytes each, part of the job segment); later "
+                 "ones are counted as dropped.");
+  app.add_flag("--stats", o.stats,
+               "At the end, print per-rank statistics (messages, bytes, time waiting and in "
+               "collectives, pool load, peak memory) and the rank x rank bytes matrix on stderr.");
+  app.add_option("--stats-dir", o.stats_dir,
+                 "As --stats, and write matrix.csv, ranks.csv, matrix.svg and ranks.svg to DIR.");
   bool no_deadlock_detection = false;
   app.add_flag("--no-deadlock-detection", no_deadlock_detection,
                "Do not end the job (exit 125) when every rank is blocked for good.");
@@ -145,6 +158,13 @@ ParseResult parse_options(int argc, const char* const* argv, std::ostream& out, 
                             o.hang_report_seconds));
   }
   if (!(o.grace_seconds >= 0)) return fail("--grace: the grace period must be >= 0 seconds");
+  if (app.count("--trace") > 0 && o.trace_file.empty()) return fail("--trace: empty file name");
+  if (app.count("--stats-dir") > 0 && o.stats_dir.empty()) return fail("--stats-dir: empty directory name");
+  if (!o.stats_dir.empty()) o.stats = true;
+  if (app.count("--trace-events") > 0 && (o.trace_events < 1 || o.trace_events > (std::uint64_t{1} << 26))) {
+    return fail(fmt::format("--trace-events {}: must be from 1 to {} per rank", o.trace_events,
+                            std::uint64_t{1} << 26));
+  }
   if (app.count("--output-dir") > 0 && o.output_dir.empty()) return fail("--output-dir: empty directory name");
   for (const std::string& x : exports) {
     auto eq = x.find('=');

@@ -1,6 +1,7 @@
 // cohortrun: command-line options (CLI11), in the conventions mpirun users know.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -33,6 +34,10 @@ struct Options {
   double hang_report_seconds = 0;  // 0: none; else print where each rank waits this often
   bool deadlock_detection = true;  // --no-deadlock-detection turns it off
   std::size_t shared_heap_bytes = std::size_t{64} << 20;  // --shared-heap (SharedArray, locks, ...)
+  std::string trace_file;  // --trace FILE: Chrome/Perfetto trace JSON written when the job ends
+  std::uint64_t trace_events = 65536;  // --trace-events: event buffer per rank (48 bytes each)
+  bool stats = false;      // --stats (also implied by --stats-dir)
+  std::string stats_dir;   // --stats-dir DIR: matrix.csv, ranks.csv, matrix.svg, ranks.svg
   bool verbose = false;
   std::vector<std::string> command;  // PROGRAM ARGS...
 };

@@ -19,11 +19,14 @@
 #include "cohort/launch_contract.hpp"
 #include "launcher/output.hpp"
 #include "launcher/placement.hpp"
+#include "launcher/stats.hpp"
+#include "launcher/trace_writer.hpp"
 #include "launcher/wait_report.hpp"
 #include "runtime/contract/contract.hpp"
 #include "runtime/platform/process.hpp"
 #include "runtime/platform/shared_memory.hpp"
 #include "runtime/transport/segment.hpp"
+#include "runtime/transport/trace.hpp"
 
 extern char** environ;
 
@@ -89,6 +92,8 @@ struct Rank {
   bool running = false;  // spawned and not reaped yet
   platform::ExitInfo exit;
   std::optional<RankSnapshot> last_wait;  // its wait record when it died or the job was torn down
+  std::uint64_t start_ns = 0;  // trace clock at spawn and at reaping (--trace, --stats)
+  std::uint64_t end_ns = 0;
   Stream out;
   Stream err;
 };
@@ -125,6 +130,7 @@ class Job {
   void sample(Clock::time_point now);
   void hang_report(const char* why);
   void exit_table();
+  void write_trace_and_stats();
   std::vector<int> running_ranks() const;
   int running_count() const;
 
@@ -204,6 +210,7 @@ int Job::run() {
   spawn_all(placement);
   loop();
   flush_all();
+  write_trace_and_stats();
 
   if (!terminated_.empty()) {
     std::sort(terminated_.begin(), terminated_.end());
@@ -234,7 +241,10 @@ int Job::run() {
 bool Job::prepare(const Placement& placement) {
   // The segment first: if it does not fit, nothing is started.
   job_ = platform::random_u64();
-  transport::SegmentLayout layout = transport::segment_layout(n_, o_.shared_heap_bytes);
+  // --trace/--stats: a trace area, reserved with the rest so that recording never faults.
+  transport::TraceConfig trace{!o_.trace_file.empty() || o_.stats,
+                               o_.trace_file.empty() ? 0 : o_.trace_events};
+  transport::SegmentLayout layout = transport::segment_layout(n_, o_.shared_heap_bytes, trace);
   auto t0 = Clock::now();
   try {
     segment_fd_ = platform::create_shared_memory(fmt::format("cohort-job-{}", contract::format_job(job_)),
@@ -248,7 +258,7 @@ bool Job::prepare(const Placement& placement) {
     return false;
   }
   segment_ = transport::Segment::format(mapping_.bytes(), n_, job_, placement.oversubscribed,
-                                        o_.shared_heap_bytes);
+                                        o_.shared_heap_bytes, trace);
   if (o_.verbose) {
     say(fmt::format("job {}: segment of {} bytes ({} needed up front, checked against available memory; memfd, fd {}) created in {:.2f} ms",
                     contract::format_job(job_), layout.total_bytes, layout.reserved_bytes(),
@@ -347,6 +357,7 @@ void Job::spawn_all(const Placement& placement) {
         req.stdout_fd = rank.out.sink;
         req.stderr_fd = rank.err.sink;
       }
+      rank.start_ns = transport::trace_clock_ns();
       rank.pid = platform::spawn(req);
       rank.running = true;
       rank.pidfd = platform::open_pidfd(rank.pid);
@@ -508,6 +519,7 @@ void Job::flush_all() {
 
 void Job::on_exit(int r) {
   Rank& rank = ranks_[static_cast<std::size_t>(r)];
+  rank.end_ns = transport::trace_clock_ns();
   int status = rank.exit.wait_status;
   bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   if (!ok && reason_ == Reason::none) {
@@ -663,6 +675,50 @@ void Job::exit_table() {
                         width[1], row[2], width[2], row[3], width[3], row[4]);
   }
   platform::write_all(STDERR_FILENO, text);
+}
+
+// After the job, however it ended: the ranks' trace blocks are in the segment, which the
+// launcher still maps (a rank killed mid-event loses only that event).
+void Job::write_trace_and_stats() {
+  if (mapping_.data() == nullptr || segment_.trace_area().empty()) return;
+  std::vector<RankRun> runs;
+  for (const Rank& rank : ranks_) {
+    RankRun run;
+    run.pid = rank.pid;
+    run.start_ns = rank.start_ns;
+    run.end_ns = rank.running ? 0 : rank.end_ns;
+    run.wait_status = rank.exit.wait_status;
+    run.max_rss_kib = rank.exit.max_rss_kib;
+    if (!rank.running && rank.pid > 0) run.exit = describe_status(rank.exit.wait_status);
+    runs.push_back(std::move(run));
+  }
+  if (!o_.trace_file.empty()) {
+    TraceJob job{contract::format_job(job_), {}, runs};
+    for (const std::string& a : o_.command) job.command += (job.command.empty() ? "" : " ") + a;
+    try {
+      TraceSummary sum = write_trace(o_.trace_file, segment_.trace_area(), job);
+      say(fmt::format("trace: {} events, {} messages paired, written to {}{}", sum.events, sum.flows,
+                      o_.trace_file,
+                      sum.dropped != 0 ? fmt::format(" ({} events dropped: buffers full; raise "
+                                                     "--trace-events)", sum.dropped)
+                                       : std::string()));
+    } catch (const std::system_error& e) {
+      say(fmt::format("cannot write the trace: {}", e.what()));
+    }
+  }
+  if (o_.stats) {
+    JobStats stats = read_stats(segment_.trace_area(), runs);
+    platform::write_all(STDERR_FILENO, format_stats(stats, ::isatty(STDERR_FILENO) == 1));
+    if (!o_.stats_dir.empty()) {
+      try {
+        write_stats_dir(o_.stats_dir, stats);
+        say(fmt::format("statistics written to {}/ (matrix.csv, ranks.csv, matrix.svg, ranks.svg)",
+                        o_.stats_dir));
+      } catch (const std::system_error& e) {
+        say(fmt::format("cannot write the statistics: {}", e.what()));
+      }
+    }
+  }
 }
 
 void Job::signal_running(int signal) {

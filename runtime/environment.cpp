@@ -82,6 +82,7 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
     segment_ = transport::Segment::format(mapping_.bytes(), 1, info_.job, false);
   }
   waiter_ = transport::Waiter(segment_, info_.rank, info_.oversubscribed);
+  if (!segment_.trace_area().empty()) trace_ = transport::RankTrace(segment_.trace_area(), info_.rank);
   collectives_ = std::make_unique<collectives::Engine>(segment_, info_.rank, info_.oversubscribed);
   p2p_ = std::make_unique<p2p::Engine>(segment_, waiter_, info_.rank, info_.size);
   // Whatever a rank blocks in, its outstanding non-blocking operations keep moving.

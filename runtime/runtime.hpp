@@ -12,6 +12,7 @@
 #include "runtime/contract/contract.hpp"
 #include "runtime/platform/shared_memory.hpp"
 #include "runtime/transport/segment.hpp"
+#include "runtime/transport/trace.hpp"
 #include "runtime/transport/waiter.hpp"
 
 namespace cohort::collectives {
@@ -41,6 +42,9 @@ class Runtime {
   /// This rank's point-to-point progress engine.
   [[nodiscard]] p2p::Engine& p2p() noexcept { return *p2p_; }
 
+  /// This rank's trace block (cohortrun --trace/--stats); off (records nothing) otherwise.
+  [[nodiscard]] const transport::RankTrace& trace() const noexcept { return trace_; }
+
   /// The active runtime, or nullptr.
   static Runtime* current() noexcept;
 
@@ -53,6 +57,7 @@ class Runtime {
   platform::Mapping mapping_;
   transport::Segment segment_;
   transport::Waiter waiter_;
+  transport::RankTrace trace_;
   std::unique_ptr<collectives::Engine> collectives_;
   std::unique_ptr<p2p::Engine> p2p_;
   std::unique_ptr<Communicator> world_;

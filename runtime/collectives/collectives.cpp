@@ -59,7 +59,9 @@ Engine::Engine(const transport::Segment& segment, int self, bool oversubscribed)
       // waits also yield early when ranks outnumber the cpus this rank may run on.
       waiter_(segment, self, oversubscribed || segment.ranks() > online_cpus()),
       self_(self),
-      oversubscribed_(oversubscribed || segment.ranks() > online_cpus()) {}
+      oversubscribed_(oversubscribed || segment.ranks() > online_cpus()) {
+  waiter_.count_wait_time(false);  // statistics: time in collectives counts as collective_ns
+}
 
 namespace {
 
@@ -1243,12 +1245,47 @@ using collectives::Incoming;
 using collectives::Kind;
 using collectives::Outgoing;
 
+namespace {
+// cohortrun --trace/--stats: one `collective` event per blocking collective call (its waits are
+// `wait` events inside it), and its time in the rank's collective_ns.
+class TracedCall {
+ public:
+  TracedCall(CommunicatorImpl& comm, Kind kind, std::size_t bytes, int root = -1) noexcept
+      : trace_(comm.runtime().trace()) {
+    if (trace_.on()) [[unlikely]] {
+      e_ = transport::TraceEvent{transport::trace_clock_ns(), 0, bytes, 0,
+                                 root >= 0 ? comm.world_rank(root) : -1, -1, comm.context(),
+                                 static_cast<std::uint16_t>(transport::TraceKind::collective),
+                                 static_cast<std::uint16_t>(kind), 0};
+      exceptions_ = std::uncaught_exceptions();
+    }
+  }
+  TracedCall(const TracedCall&) = delete;
+  TracedCall& operator=(const TracedCall&) = delete;
+  ~TracedCall() {
+    if (!trace_.on()) return;
+    e_.end_ns = transport::trace_clock_ns();
+    if (std::uncaught_exceptions() > exceptions_) e_.flags |= transport::kTraceFailed;
+    transport::RankStats& st = trace_.stats();
+    transport::RankTrace::add(st.collectives, 1);
+    transport::RankTrace::add(st.collective_ns, e_.end_ns - e_.begin_ns);
+    if (trace_.events_on()) trace_.record(e_);
+  }
+
+ private:
+  const transport::RankTrace& trace_;
+  transport::TraceEvent e_{};
+  int exceptions_ = 0;
+};
+}  // namespace
+
 void collective_bad_argument(CommunicatorImpl& c, const char* op, const std::string& what) {
   throw InvalidArgument(fmt::format("rank {}: {} on communicator {}: {}", c.rank(), op,
                                     c.context(), what));
 }
 
 void collective_barrier(CommunicatorImpl& comm) {
+  TracedCall traced(comm, Kind::barrier, 0);
   Call call(comm, Kind::barrier);
   if (call.n() == 1) return;
   Descriptor d{Kind::barrier, -1, 0, 1, 0};
@@ -1265,26 +1302,31 @@ void collective_barrier(CommunicatorImpl& comm) {
 }
 
 void collective_broadcast(CommunicatorImpl& comm, void* data, std::size_t bytes, int root) {
+  TracedCall traced(comm, Kind::broadcast, bytes, root);
   collectives::broadcast_impl(comm, data, bytes, root, Kind::broadcast);
 }
 
 void collective_reduce(CommunicatorImpl& comm, const void* in, void* out, std::size_t bytes,
                        const Combiner& op, int root) {
+  TracedCall traced(comm, Kind::reduce, bytes, root);
   collectives::reduce_impl(comm, in, out, bytes, op, root, Kind::reduce);
 }
 
 void collective_allreduce(CommunicatorImpl& comm, const void* in, void* out, std::size_t bytes,
                           const Combiner& op) {
+  TracedCall traced(comm, Kind::allreduce, bytes);
   collectives::allreduce_impl(comm, in, out, bytes, op, Kind::allreduce);
 }
 
 void collective_scan(CommunicatorImpl& comm, const void* in, void* out, std::size_t bytes,
                      const Combiner& op, bool exclusive) {
+  TracedCall traced(comm, exclusive ? Kind::exscan : Kind::scan, bytes);
   collectives::scan_impl(comm, in, out, bytes, op, exclusive);
 }
 
 void collective_reduce_scatter(CommunicatorImpl& comm, const void* in, void* out,
                                std::size_t block_bytes, const Combiner& op) {
+  TracedCall traced(comm, Kind::reduce_scatter, block_bytes);
   const std::size_t n = static_cast<std::size_t>(comm.size());
   std::vector<std::byte> all(block_bytes * n);
   collectives::allreduce_impl(comm, in, all.data(), all.size(), op, Kind::reduce_scatter);
@@ -1295,6 +1337,7 @@ void collective_reduce_scatter(CommunicatorImpl& comm, const void* in, void* out
 
 void collective_gather(CommunicatorImpl& comm, const void* in, std::size_t bytes, void* out_v,
                        const std::size_t* counts, int root) {
+  TracedCall traced(comm, Kind::gather, bytes, root);
   Call call(comm, Kind::gather);
   collectives::check_root(call, root);
   const int n = call.n();
@@ -1337,6 +1380,7 @@ void collective_gather(CommunicatorImpl& comm, const void* in, std::size_t bytes
 
 void collective_scatter(CommunicatorImpl& comm, const void* in, const std::size_t* counts,
                         void* out, std::size_t bytes, int root, bool variant) {
+  TracedCall traced(comm, Kind::scatter, bytes, root);
   const int n = comm.size();
   const int me = comm.rank();
   if (root < 0 || root >= n) {
@@ -1382,11 +1426,13 @@ void collective_scatter(CommunicatorImpl& comm, const void* in, const std::size_
 
 void collective_allgather(CommunicatorImpl& comm, const void* in, std::size_t bytes, void* out,
                           const std::size_t* counts) {
+  TracedCall traced(comm, Kind::allgather, bytes);
   collectives::allgather_impl(comm, in, bytes, out, counts, Kind::allgather);
 }
 
 void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::size_t* send_counts,
                          void* out_v, const std::size_t* recv_counts, std::size_t block_bytes) {
+  TracedCall traced(comm, Kind::alltoall, block_bytes);
   const int n = comm.size();
   const int me = comm.rank();
   const auto un = static_cast<std::size_t>(n);
@@ -1575,6 +1621,9 @@ void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t 
 }
 
 }  // namespace
+
+const char* collective_kind_name(std::uint16_t kind) noexcept { return kind_name(kind); }
+
 }  // namespace cohort::collectives
 
 namespace cohort {

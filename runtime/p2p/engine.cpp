@@ -68,6 +68,11 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
     if (want >= 512) chunk_ = want;
   }
   chunk_ = std::min(chunk_, stream_limit / 2);  // whole-chunk hand-offs need two chunks of room
+  if (!segment.trace_area().empty()) {
+    trace_ = transport::RankTrace(segment.trace_area(), self);
+    sent_seq_.assign(static_cast<std::size_t>(size), 0);
+    received_seq_.assign(static_cast<std::size_t>(size), 0);
+  }
   for (int r = 0; r < size; ++r) {
     if (r == self) continue;
     auto ri = static_cast<std::size_t>(r);
@@ -128,6 +133,53 @@ void Engine::flush_wakes() noexcept {
   unwoken_.clear();
 }
 
+// ---- tracing (cohortrun --trace / --stats) ----------------------------------------------------
+
+// One event for one call: begun at construction, recorded at destruction (with the failed flag
+// when an exception leaves the call). For receives, peer, seq and bytes come from the operation.
+struct Engine::TraceScope {
+  TraceScope(Engine& e, transport::TraceKind kind, int peer, int tag, std::uint32_t comm,
+             std::size_t bytes, std::uint32_t seq, const Operation* operation = nullptr) noexcept
+      : engine(e), op(operation), exceptions(std::uncaught_exceptions()) {
+    event = transport::TraceEvent{transport::trace_clock_ns(), 0, bytes, seq, peer, tag, comm,
+                                  static_cast<std::uint16_t>(kind), 0, 0};
+  }
+  TraceScope(const TraceScope&) = delete;
+  TraceScope& operator=(const TraceScope&) = delete;
+  ~TraceScope() {
+    if (!engine.trace_.events_on()) return;
+    event.end_ns = transport::trace_clock_ns();
+    if (std::uncaught_exceptions() > exceptions) event.flags |= transport::kTraceFailed;
+    if (op != nullptr) {
+      event.peer = op->matched_source;
+      event.seq = op->trace_seq;
+      event.bytes = op->status.bytes;
+      if (op->error) event.flags |= transport::kTraceFailed;
+    }
+    engine.trace_.record(event);
+  }
+
+  Engine& engine;
+  const Operation* op;
+  int exceptions;
+  transport::TraceEvent event{};
+};
+
+std::uint32_t Engine::next_sent_seq(int dest, std::size_t bytes) noexcept {
+  trace_.count_send(dest, bytes);
+  return ++sent_seq_[static_cast<std::size_t>(dest)];
+}
+
+void Engine::traced_recv_complete(const Operation& op, int source, std::size_t bytes) noexcept {
+  trace_.count_receive(bytes);
+  if (op.blocking || !trace_.events_on()) return;  // a blocking recv records its own span
+  std::uint64_t now = transport::trace_clock_ns();
+  trace_.record(transport::TraceEvent{now, now, bytes, op.trace_seq, source, op.status.tag.value(),
+                                      op.comm->context(),
+                                      static_cast<std::uint16_t>(transport::TraceKind::recv_done),
+                                      0, 0});
+}
+
 // ---- matching -------------------------------------------------------------------------------
 
 bool Engine::matches(const Operation& op, const Envelope& env) noexcept {
@@ -173,6 +225,7 @@ bool Engine::cancel(Operation& op) noexcept {
 void Engine::take_unexpected(Operation& op, std::list<Unexpected>::iterator it) {
   Unexpected& e = *it;
   op.matched_source = e.env.source;
+  op.trace_seq = e.seq;
   Transfer* transfer = nullptr;
   if (!e.complete) {
     for (Transfer& t : in_[static_cast<std::size_t>(e.env.source)].transfers) {
@@ -275,6 +328,7 @@ void Engine::complete_recv(Operation& op, const Envelope& env, std::size_t bytes
   }
   op.done = true;
   ++completed_;
+  if (trace_.on()) [[unlikely]] traced_recv_complete(op, env.source, bytes);
 }
 
 void Engine::complete_send(Operation& op) noexcept {
@@ -310,9 +364,11 @@ void Engine::fail(Operation& op, std::exception_ptr error) noexcept {
 void Engine::send_local(CommunicatorImpl& comm, int tag, const SendBuffer& b) {
   Envelope env{comm.context(), self_, tag};
   auto kind = static_cast<std::uint8_t>(b.format);
+  const std::uint32_t seq = next_received_seq(self_);
   if (Operation* op = match_posted(env)) {
     unpost(*op);
     op->matched_source = self_;
+    op->trace_seq = seq;
     if (std::exception_ptr err = validate(*op, env, kind, b.fingerprint, b.bytes)) {
       fail(*op, err);
       return;
@@ -324,7 +380,7 @@ void Engine::send_local(CommunicatorImpl& comm, int tag, const SendBuffer& b) {
   }
   std::unique_ptr<std::byte[]> copy(new std::byte[b.bytes]);
   if (b.bytes != 0) std::memcpy(copy.get(), b.data, b.bytes);
-  unexpected_.push_back(Unexpected{env, kind, b.fingerprint, b.bytes, std::move(copy), true});
+  unexpected_.push_back(Unexpected{env, kind, b.fingerprint, b.bytes, std::move(copy), true, seq});
 }
 
 bool Engine::write_frame(Outgoing& o, int tag, std::uint32_t context, const SendBuffer& b,
@@ -379,7 +435,13 @@ bool Engine::push_sends(int dest) {
   return wrote;
 }
 
-void Engine::send(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b) {
+void Engine::traced_send(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b) {
+  TraceScope scope(*this, transport::TraceKind::send, dest, tag, comm.context(), b.bytes,
+                   next_sent_seq(dest, b.bytes));
+  send_now(comm, dest, tag, b);
+}
+
+void Engine::send_now(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b) {
   if (dest == self_) {
     send_local(comm, tag, b);
     return;
@@ -416,8 +478,15 @@ void Engine::send(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b
   if (op.error) std::rethrow_exception(op.error);
 }
 
-Request Engine::isend(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b,
-                      std::shared_ptr<const void> keep_alive) {
+Request Engine::traced_isend(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b,
+                             std::shared_ptr<const void> keep_alive) {
+  TraceScope scope(*this, transport::TraceKind::isend, dest, tag, comm.context(), b.bytes,
+                   next_sent_seq(dest, b.bytes));
+  return isend_now(comm, dest, tag, b, std::move(keep_alive));
+}
+
+Request Engine::isend_now(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b,
+                          std::shared_ptr<const void> keep_alive) {
   Status done_status{comm_rank(comm, dest), Tag{tag}, b.bytes};
   if (dest == self_) {
     send_local(comm, tag, b);
@@ -463,6 +532,8 @@ void throw_corrupt_frame(int self, int source, const std::string& what) {
 bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_all) {
   Incoming& in = in_[static_cast<std::size_t>(source)];
   Envelope env{h.context, source, h.tag};
+  // Every frame taken off the ring (matched, failed or queued as unexpected) is the next message
+  // of this pair; a frame left in the ring is numbered when it is taken.
   // Checked layout of the frame's first bytes (runtime/p2p/frame.hpp; fuzzed).
   std::byte prefix[p2p::kFramePrefixBytes];
   std::size_t prefix_bytes = 0;
@@ -478,6 +549,7 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
   if (Operation* op = match_posted(env)) {
     unpost(*op);
     op->matched_source = source;
+    op->trace_seq = next_received_seq(source);
     if (std::exception_ptr err = validate(*op, env, h.kind(), fingerprint, total)) {
       fail(*op, err);
       if (large) {
@@ -502,8 +574,9 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
   if (!drain_all && !should_drain(source)) return false;
   std::unique_ptr<std::byte[]> data(new std::byte[total]);
   if (!large && total != 0) in.ring.read(data.get(), total, data_at);
-  Unexpected& e = unexpected_.emplace_back(
-      Unexpected{env, h.kind(), fingerprint, total, std::move(data), !large});
+  Unexpected& e = unexpected_.emplace_back(Unexpected{env, h.kind(), fingerprint, total,
+                                                      std::move(data), !large,
+                                                      next_received_seq(source)});
   if (large) {
     in.transfers.push_back(Transfer{env, e.data.get(), total, total, nullptr, &e});
     ++transfers_;
@@ -575,6 +648,15 @@ Status Engine::recv(CommunicatorImpl& comm, int source, int tag, const RecvTarge
   op.tag = tag;
   op.target = t;
   op.storage = &scratch_;
+  op.blocking = true;
+  if (trace_.on()) [[unlikely]] {
+    TraceScope scope(*this, transport::TraceKind::recv, source, tag, comm.context(), 0, 0, &op);
+    return receive(op);
+  }
+  return receive(op);
+}
+
+Status Engine::receive(Operation& op) {
   post(op);
   if (!op.done) {
     struct Abandon {
@@ -630,6 +712,10 @@ std::optional<Status> Engine::iprobe(CommunicatorImpl& comm, int source, int tag
 
 Status Engine::probe(CommunicatorImpl& comm, int source, int tag) {
   if (auto st = iprobe(comm, source, tag)) return *st;
+  std::optional<TraceScope> scope;
+  if (trace_.on()) [[unlikely]] {
+    scope.emplace(*this, transport::TraceKind::probe, source, tag, comm.context(), 0, 0);
+  }
   std::optional<Status> found;
   auto ready = [&] {
     found = iprobe(comm, source, tag);

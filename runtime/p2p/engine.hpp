@@ -30,6 +30,7 @@
 #include "runtime/p2p/operation.hpp"
 #include "runtime/transport/mailboxes.hpp"
 #include "runtime/transport/segment.hpp"
+#include "runtime/transport/trace.hpp"
 #include "runtime/transport/waiter.hpp"
 
 namespace cohort::p2p {
@@ -49,9 +50,19 @@ class Engine {
   [[nodiscard]] std::size_t chunk_bytes() const noexcept { return chunk_; }
 
   // The public operations; ranks are world ranks, validated by the caller.
-  void send(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b);
+  // Tracing off (the usual case) costs one predictable branch on a cached pointer here.
+  void send(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b) {
+    if (trace_.on()) [[unlikely]] {
+      traced_send(comm, dest, tag, b);
+      return;
+    }
+    send_now(comm, dest, tag, b);
+  }
   Request isend(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b,
-                std::shared_ptr<const void> keep_alive);
+                std::shared_ptr<const void> keep_alive) {
+    if (trace_.on()) [[unlikely]] return traced_isend(comm, dest, tag, b, std::move(keep_alive));
+    return isend_now(comm, dest, tag, b, std::move(keep_alive));
+  }
   Status recv(detail::CommunicatorImpl& comm, int source, int tag, const detail::RecvTarget& t);
   Request irecv(detail::CommunicatorImpl& comm, int source, int tag, const detail::RecvTarget& t);
   std::optional<Status> iprobe(detail::CommunicatorImpl& comm, int source, int tag);
@@ -94,6 +105,7 @@ class Engine {
     std::size_t bytes;
     std::unique_ptr<std::byte[]> data;
     bool complete;
+    std::uint32_t seq = 0;  // cohortrun --trace: the message's number on its pair
   };
   struct Transfer {  // a large message arriving through a stream
     Envelope env;
@@ -116,6 +128,20 @@ class Engine {
 
   bool progress(bool drain_all);
   bool push_sends(int dest);
+  void send_now(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b);
+  Request isend_now(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b,
+                    std::shared_ptr<const void> keep_alive);
+  Status receive(Operation& op);
+  void traced_send(detail::CommunicatorImpl& comm, int dest, int tag, const detail::SendBuffer& b);
+  Request traced_isend(detail::CommunicatorImpl& comm, int dest, int tag,
+                       const detail::SendBuffer& b, std::shared_ptr<const void> keep_alive);
+  // cohortrun --trace/--stats (only called when trace_ is on): an event for one call.
+  struct TraceScope;
+  std::uint32_t next_sent_seq(int dest, std::size_t bytes) noexcept;
+  std::uint32_t next_received_seq(int source) noexcept {
+    return trace_.on() ? ++received_seq_[static_cast<std::size_t>(source)] : 0;
+  }
+  void traced_recv_complete(const Operation& op, int source, std::size_t bytes) noexcept;
   bool blocking_ = false;   // inside block(): its own polls progress, the background need not
   int transfers_ = 0;       // large payloads being pulled through streams (all sources)
   // Writes the frame of a send: the whole message, or (large) the header of a streamed one.
@@ -181,6 +207,13 @@ class Engine {
   std::vector<int> unwoken_;          // destinations written to without a fenced wake check
   std::vector<bool> is_unwoken_;
   void flush_wakes() noexcept;
+  // cohortrun --trace/--stats: this rank's trace block (off: every check is one branch), and the
+  // number of messages sent to / taken from each peer so far. Rings are FIFO per pair, so the
+  // k-th message a rank sends to a peer is the k-th that peer takes off that ring: the numbers
+  // pair each send with its receive (trace flows) without widening the frame header.
+  transport::RankTrace trace_;
+  std::vector<std::uint32_t> sent_seq_;
+  std::vector<std::uint32_t> received_seq_;
 };
 
 }  // namespace cohort::p2p

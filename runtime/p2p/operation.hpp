@@ -28,6 +28,8 @@ struct Operation {
   int peer = -1;                 // world rank: destination, or source (-1: any)
   int tag = -1;                  // -1: any (receives)
   int matched_source = -1;       // recv: world rank of the matched sender, once known
+  bool blocking = false;         // recv: a blocking recv (not a Request)
+  std::uint32_t trace_seq = 0;   // cohortrun --trace: the message's number on its pair
   Status status;
   std::exception_ptr error;
 
@@ -46,6 +48,8 @@ struct Operation {
   void reset() noexcept {
     done = posted = queued = header_sent = false;
     peer = tag = matched_source = -1;
+    blocking = false;
+    trace_seq = 0;
     status = Status{};
     error = nullptr;
     target = RecvTarget{};

@@ -115,6 +115,24 @@ struct PoolContext {
   int unfinished = 0;
   bool root_claims_done = false;  // the counter is exhausted for the root too
   std::optional<ProgressBar> bar;
+  // cohortrun --trace/--stats: the chunk this rank is computing (claimed, not yet handed in).
+  std::uint64_t task_begin_ns = 0;
+  std::size_t task_items = 0;
+
+  /// Ends the open task, if any: a `pool task` event and the rank's pool counters.
+  void end_task() noexcept {
+    if (task_items == 0) return;
+    const transport::RankTrace& t = comm.impl().runtime().trace();
+    std::uint64_t end = transport::trace_clock_ns();
+    transport::RankTrace::add(t.stats().pool_chunks, 1);
+    transport::RankTrace::add(t.stats().pool_items, task_items);
+    transport::RankTrace::add(t.stats().pool_busy_ns, end - task_begin_ns);
+    if (t.events_on()) {
+      t.record(transport::TraceEvent{task_begin_ns, end, task_items, 0, -1, -1, comm.impl().context(),
+                                     static_cast<std::uint16_t>(transport::TraceKind::pool_task), 0, 0});
+    }
+    task_items = 0;
+  }
 
   [[nodiscard]] std::atomic<std::uint64_t>& counter() const {
     return shared->next[generation % 2];
@@ -166,6 +184,9 @@ PoolRun::~PoolRun() = default;
 std::optional<std::pair<std::size_t, std::size_t>> PoolRun::claim() {
   PoolContext& c = *ctx_;
   Claim& mine = c.claims[c.comm.rank()];
+  // A task lasts from its claim to the worker's send_chunk, or to the root's next claim.
+  const bool traced = c.comm.impl().runtime().trace().on();
+  if (traced) [[unlikely]] c.end_task();
   std::uint64_t first = c.counter().fetch_add(c.chunk, std::memory_order_relaxed);
   if (first >= c.items) {
     mine.generation.store(0, std::memory_order_release);
@@ -182,10 +203,15 @@ std::optional<std::pair<std::size_t, std::size_t>> PoolRun::claim() {
   mine.first.store(first, std::memory_order_relaxed);
   mine.last.store(last, std::memory_order_relaxed);
   mine.generation.store(c.generation, std::memory_order_release);
+  if (traced) [[unlikely]] {
+    c.task_begin_ns = transport::trace_clock_ns();
+    c.task_items = last - first;
+  }
   return std::pair<std::size_t, std::size_t>(first, last);
 }
 
 void PoolRun::send_chunk(std::size_t first, std::size_t last) {
+  ctx_->end_task();
   std::vector<std::byte>& frame = writer_.bytes();
   std::uint64_t header[2] = {first, last};
   frame.insert(frame.begin(), reinterpret_cast<const std::byte*>(header),
@@ -294,6 +320,7 @@ void PoolRun::progress(std::size_t done) {
 std::pair<std::string, std::vector<std::byte>> PoolRun::finish(std::string report,
                                                                std::vector<std::byte> results) {
   PoolContext& c = *ctx_;
+  c.end_task();
   if (is_root_) {
     // Every worker is past this call's counter: reset the one the next call will use.
     c.shared->next[(c.generation + 1) % 2].store(0, std::memory_order_relaxed);

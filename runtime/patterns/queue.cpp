@@ -313,6 +313,44 @@ bool wait_loop(const transport::WaitPolicy& policy, nanoseconds timeout,
 
 }  // namespace
 
+// cohortrun --trace/--stats: one event per put/get call (bytes: the item's size).
+class QueueTrace {
+ public:
+  QueueTrace(const Communicator& comm, transport::TraceKind kind, std::size_t bytes) noexcept
+      : trace_(comm.impl().runtime().trace()) {
+    if (trace_.on()) [[unlikely]] {
+      e_ = transport::TraceEvent{transport::trace_clock_ns(), 0, bytes, 0, -1, -1,
+                                 comm.impl().context(), static_cast<std::uint16_t>(kind), 0, 0};
+    }
+  }
+  QueueTrace(const QueueTrace&) = delete;
+  QueueTrace& operator=(const QueueTrace&) = delete;
+  ~QueueTrace() {
+    if (!trace_.on()) return;
+    e_.end_ns = transport::trace_clock_ns();
+    auto& counter = e_.kind == static_cast<std::uint16_t>(transport::TraceKind::queue_put)
+                        ? trace_.stats().queue_puts : trace_.stats().queue_gets;
+    transport::RankTrace::add(counter, 1);
+    if (trace_.events_on()) trace_.record(e_);
+  }
+  [[nodiscard]] bool on() const noexcept { return trace_.on(); }
+  // A get learns the item's size from the sink: this one notes it and forwards.
+  [[nodiscard]] QueueSink counting(const QueueSink& inner) noexcept {
+    inner_ = &inner;
+    return QueueSink{[](void* ctx, std::size_t bytes) {
+                       auto* self = static_cast<QueueTrace*>(ctx);
+                       self->e_.bytes = bytes;
+                       return self->inner_->prepare(self->inner_->ctx, bytes);
+                     },
+                     this};
+  }
+
+ private:
+  const transport::RankTrace& trace_;
+  transport::TraceEvent e_{};
+  const QueueSink* inner_ = nullptr;
+};
+
 // ------------------------------------------------------------------------------------ QueueCore
 
 QueueCore::QueueCore(Communicator& comm, const QueueOptions& options)
@@ -333,6 +371,7 @@ QueueCore::QueueCore(Communicator& comm, const QueueOptions& options)
 }
 
 QueueResult QueueCore::put(std::span<const std::byte> payload, nanoseconds timeout) {
+  QueueTrace traced(comm_, transport::TraceKind::queue_put, payload.size());
   View v(shared_, comm_);
   QueueShared& q = v.q();
   const auto& policy = comm_.impl().runtime().waiter().policy();
@@ -485,7 +524,9 @@ QueueResult QueueCore::put(std::span<const std::byte> payload, nanoseconds timeo
   return QueueResult::ok;
 }
 
-QueueResult QueueCore::get(const QueueSink& sink, nanoseconds timeout) {
+QueueResult QueueCore::get(const QueueSink& user_sink, nanoseconds timeout) {
+  QueueTrace traced(comm_, transport::TraceKind::queue_get, 0);
+  const QueueSink sink = traced.on() ? traced.counting(user_sink) : user_sink;
   View v(shared_, comm_);
   QueueShared& q = v.q();
   const auto& policy = comm_.impl().runtime().waiter().policy();

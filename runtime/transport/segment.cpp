@@ -10,28 +10,31 @@
 #include "runtime/transport/collective_area.hpp"
 #include "runtime/transport/mailboxes.hpp"
 #include "runtime/transport/shared_heap.hpp"
+#include "runtime/transport/trace.hpp"
 
 namespace cohort::transport {
 namespace {
 constexpr std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 }  // namespace
 
-SegmentLayout segment_layout(int ranks, std::size_t heap_bytes) {
+SegmentLayout segment_layout(int ranks, std::size_t heap_bytes, TraceConfig trace) {
   SegmentLayout l{};
   l.control_offset = sizeof(SegmentHeader);
   l.mailbox_offset = align_up(l.control_offset + sizeof(RankSlot) * static_cast<std::size_t>(ranks), 4096);
   l.mailbox_bytes = align_up(mailbox_area_bytes(ranks), 4096);
   l.collective_offset = l.mailbox_offset + l.mailbox_bytes;
   l.collective_bytes = align_up(collective_area_bytes(ranks), 4096);
-  l.heap_offset = l.collective_offset + l.collective_bytes;
+  l.trace_offset = l.collective_offset + l.collective_bytes;
+  l.trace_bytes = trace.enabled ? align_up(trace_area_bytes(ranks, trace.events_per_rank), 4096) : 0;
+  l.heap_offset = l.trace_offset + l.trace_bytes;
   l.heap_bytes = align_up(heap_area_bytes(heap_bytes), 4096);
   l.total_bytes = l.heap_offset + l.heap_bytes;
   return l;
 }
 
 Segment Segment::format(std::span<std::byte> memory, int ranks, std::uint64_t job,
-                        bool oversubscribed, std::size_t heap_bytes) {
-  SegmentLayout l = segment_layout(ranks, heap_bytes);
+                        bool oversubscribed, std::size_t heap_bytes, TraceConfig trace) {
+  SegmentLayout l = segment_layout(ranks, heap_bytes, trace);
   if (memory.size() < l.total_bytes) {
     throw ResourceError(fmt::format("segment of {} bytes is too small for {} ranks ({} needed)",
                                     memory.size(), ranks, l.total_bytes));
@@ -45,6 +48,10 @@ Segment Segment::format(std::span<std::byte> memory, int ranks, std::uint64_t jo
   h->heap_offset = l.heap_offset;
   h->heap_bytes = heap_bytes;
   h->oversubscribed = oversubscribed ? 1 : 0;
+  if (trace.enabled) {
+    h->trace_offset = l.trace_offset;
+    h->trace_events = trace.events_per_rank;
+  }
   for (int r = 0; r < ranks; ++r) {
     new (memory.data() + l.control_offset + sizeof(RankSlot) * static_cast<std::size_t>(r)) RankSlot{};
   }
@@ -54,6 +61,9 @@ Segment Segment::format(std::span<std::byte> memory, int ranks, std::uint64_t jo
   // pages at 32 ranks, ~1.4 ms of cohortrun's start-up); now a pair's pages fault in on first use.
   format_collective_area(seg.collective_area(), ranks);
   format_heap_area(seg.heap_area(), heap_bytes);
+  if (trace.enabled) {
+    format_trace_area(seg.trace_area(), ranks, trace.events_per_rank, trace_clock_ns());
+  }
   h->version.store(kSegmentVersion, std::memory_order_relaxed);
   h->total_bytes.store(l.total_bytes, std::memory_order_relaxed);
   h->magic.store(kSegmentMagic, std::memory_order_release);  // published last
@@ -81,7 +91,8 @@ void Segment::validate(std::uint64_t expected_job, int expected_ranks) const {
         "{:016x} of {} ranks", h.job, h.ranks, expected_job, expected_ranks));
   }
   if (h.total_bytes.load() > memory_.size() ||
-      segment_layout(expected_ranks, h.heap_bytes).total_bytes != h.total_bytes.load()) {
+      segment_layout(expected_ranks, h.heap_bytes, trace_config()).total_bytes !=
+          h.total_bytes.load()) {
     throw ContractError(fmt::format("cohort: job segment size {} does not match its layout",
                                     h.total_bytes.load()));
   }
@@ -95,6 +106,12 @@ std::span<std::byte> Segment::mailbox_area() const noexcept {
 std::span<std::byte> Segment::collective_area() const noexcept {
   SegmentLayout l = segment_layout(ranks(), header().heap_bytes);
   return memory_.subspan(header().collective_offset, l.collective_bytes);
+}
+
+std::span<std::byte> Segment::trace_area() const noexcept {
+  if (header().trace_offset == 0) return {};
+  SegmentLayout l = segment_layout(ranks(), header().heap_bytes, trace_config());
+  return memory_.subspan(header().trace_offset, l.trace_bytes);
 }
 
 std::span<std::byte> Segment::heap_area() const noexcept {

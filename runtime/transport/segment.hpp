@@ -4,6 +4,8 @@
 //   control_offset                RankSlot[ranks]   (1 cache line each: state, doorbell, wait record)
 //   mailbox_offset                mailbox area      (runtime/transport/mailboxes.hpp)
 //   collective_offset             collective area   (runtime/transport/collective_area.hpp)
+//   trace_offset                  trace area        (runtime/transport/trace.hpp; only with
+//                                                    cohortrun --trace/--stats, else 0 bytes)
 //   heap_offset                   shared heap       (runtime/transport/shared_heap.hpp)
 //   total_bytes
 //
@@ -81,8 +83,17 @@ struct alignas(kCacheLine) SegmentHeader {
   std::uint32_t oversubscribed;
   std::uint64_t heap_offset;
   std::uint64_t heap_bytes;
+  std::uint64_t trace_offset;     // 0: no trace area (neither --trace nor --stats)
+  std::uint64_t trace_events;     // events per rank in the trace area (0: statistics only)
 };
 static_assert(sizeof(SegmentHeader) == 2 * kCacheLine);
+
+/// The optional trace area (cohortrun --trace / --stats): present or not, and the size of each
+/// rank's event buffer.
+struct TraceConfig {
+  bool enabled = false;
+  std::uint64_t events_per_rank = 0;
+};
 
 /// Byte offsets of each region for a job of `ranks` ranks.
 struct SegmentLayout {
@@ -91,6 +102,8 @@ struct SegmentLayout {
   std::size_t mailbox_bytes;
   std::size_t collective_offset;
   std::size_t collective_bytes;
+  std::size_t trace_offset;
+  std::size_t trace_bytes;
   std::size_t heap_offset;
   std::size_t heap_bytes;
   std::size_t total_bytes;
@@ -98,8 +111,9 @@ struct SegmentLayout {
   [[nodiscard]] std::size_t reserved_bytes() const noexcept { return heap_offset; }
 };
 
-/// Pure function: the layout for `ranks` ranks and a shared heap of `heap_bytes`.
-SegmentLayout segment_layout(int ranks, std::size_t heap_bytes = kDefaultHeapBytes);
+/// Pure function: the layout for `ranks` ranks, a shared heap of `heap_bytes` and the trace area.
+SegmentLayout segment_layout(int ranks, std::size_t heap_bytes = kDefaultHeapBytes,
+                             TraceConfig trace = {});
 
 /// A view of a formatted segment (does not own the memory).
 class Segment {
@@ -110,7 +124,8 @@ class Segment {
   /// Formats `memory` (at least segment_layout(ranks).total_bytes, zero-filled) for a job and
   /// publishes the header last. Called once, by the launcher or the spawning process.
   static Segment format(std::span<std::byte> memory, int ranks, std::uint64_t job,
-                        bool oversubscribed, std::size_t heap_bytes = kDefaultHeapBytes);
+                        bool oversubscribed, std::size_t heap_bytes = kDefaultHeapBytes,
+                        TraceConfig trace = {});
 
   /// Checks magic, version and size; throws cohort::ContractError describing the mismatch.
   void validate(std::uint64_t expected_job, int expected_ranks) const;
@@ -125,6 +140,11 @@ class Segment {
   [[nodiscard]] std::span<std::byte> mailbox_area() const noexcept;
   [[nodiscard]] std::span<std::byte> collective_area() const noexcept;
   [[nodiscard]] std::span<std::byte> heap_area() const noexcept;
+  /// The trace area (runtime/transport/trace.hpp); empty when the job has none.
+  [[nodiscard]] std::span<std::byte> trace_area() const noexcept;
+  [[nodiscard]] TraceConfig trace_config() const noexcept {
+    return {header().trace_offset != 0, header().trace_events};
+  }
   [[nodiscard]] std::span<std::byte> memory() const noexcept { return memory_; }
 
   /// True while `rank` can still send (pending, attached).

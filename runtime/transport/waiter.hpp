@@ -15,6 +15,7 @@
 
 #include "runtime/platform/futex.hpp"
 #include "runtime/transport/segment.hpp"
+#include "runtime/transport/trace.hpp"
 
 namespace cohort::transport {
 
@@ -59,7 +60,13 @@ class Waiter {
  public:
   Waiter() = default;
   Waiter(const Segment& segment, int self, bool oversubscribed) noexcept
-      : segment_(segment), self_(self), policy_(WaitPolicy::for_job(oversubscribed)) {}
+      : segment_(segment), self_(self), policy_(WaitPolicy::for_job(oversubscribed)) {
+    if (!segment.trace_area().empty()) trace_ = RankTrace(segment.trace_area(), self);
+  }
+
+  /// Statistics: whether this waiter's blocked time counts as `wait_ns` (the collectives' own
+  /// waiter says no: that time is part of `collective_ns`). Waits are traced either way.
+  void count_wait_time(bool yes) noexcept { count_wait_time_ = yes; }
 
   [[nodiscard]] const Segment& segment() const noexcept { return segment_; }
   [[nodiscard]] int self() const noexcept { return self_; }
@@ -99,6 +106,26 @@ class Waiter {
       return ready_only();
     };
     if (ready()) return;
+    // cohortrun --trace/--stats: the blocked time becomes a `wait` event and counts.
+    struct Traced {
+      const Waiter& w;
+      const WaitFor& what;
+      std::uint64_t begin;
+      ~Traced() {
+        if (!w.trace_.on()) return;
+        std::uint64_t end = trace_clock_ns();
+        RankStats& st = w.trace_.stats();
+        if (w.count_wait_time_) {
+          RankTrace::add(st.waits, 1);
+          RankTrace::add(st.wait_ns, end - begin);
+        }
+        if (w.trace_.events_on()) {
+          w.trace_.record(TraceEvent{begin, end, 0, 0, what.peer, what.tag, what.comm,
+                                     static_cast<std::uint16_t>(TraceKind::wait),
+                                     static_cast<std::uint16_t>(what.op), 0});
+        }
+      }
+    } traced{*this, what, trace_.on() ? trace_clock_ns() : 0};
     for (std::uint32_t i = 0; i < policy_.spins; ++i) {
       cpu_relax();
       if (ready()) return;
@@ -164,6 +191,8 @@ class Waiter {
   WaitPolicy policy_ = WaitPolicy::for_job(false);
   Background background_ = nullptr;
   void* background_context_ = nullptr;
+  RankTrace trace_;  // off unless cohortrun --trace/--stats
+  bool count_wait_time_ = true;
 };
 
 /// The wait record of a pattern wait (Queue, locks, Event...) that sleeps on its own futex word

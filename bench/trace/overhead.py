@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""What cohortrun --trace costs on the p2p benchmarks: Cohort with tracing off against a baseline
+build (e.g. main before tracing existed) and against tracing on, alternating A B C A B C ... and
+reporting medians and ratios (README.md, "Seeing what a job does").
+
+  python3 bench/trace/overhead.py --new build --base /path/to/other/build [--rounds 9]
+
+Each build dir must hold bin/cohortrun and bin/bench/p2p_cohort.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+
+CASES = [("latency", 8, 100000), ("latency", 4096, 50000), ("message_rate", 8, 2000),
+         ("bandwidth", 1 << 20, 200)]
+
+
+def run(build, bench, size, iters, trace):
+    cmd = [build + "/bin/cohortrun", "-n", "2"]
+    if trace:
+        cmd += ["--trace", "/tmp/cohort-trace-overhead.json"]
+    cmd += [build + "/bin/bench/p2p_cohort", bench, str(size), str(iters), str(max(2, iters // 10))]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout
+    return json.loads([l for l in out.splitlines() if l.startswith("{")][0])["value"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--new", required=True)
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--rounds", type=int, default=9)
+    a = ap.parse_args()
+    print("%-14s %8s %10s %10s %10s %9s %9s" % ("bench", "bytes", "base", "off", "on", "off/base", "on/off"))
+    for bench, size, iters in CASES:
+        v = {"base": [], "off": [], "on": []}
+        for _ in range(a.rounds):
+            v["base"].append(run(a.base, bench, size, iters, False))
+            v["off"].append(run(a.new, bench, size, iters, False))
+            v["on"].append(run(a.new, bench, size, iters, True))
+        m = {k: statistics.median(x) for k, x in v.items()}
+        print("%-14s %8d %10.4g %10.4g %10.4g %9.3f %9.3f" % (bench, size, m["base"], m["off"], m["on"],
+                                                            m["off"] / m["base"], m["on"] / m["off"]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
