@@ -42,19 +42,20 @@ std::terminate_handler g_previous_terminate = nullptr;
   std::abort();
 }
 
-std::vector<int> identity_ranks(int n) {
+[[maybe_unused]] std::vector<int> identity_ranks(int n) {
   std::vector<int> v(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = i;
   return v;
 }
 
-std::uint64_t random_job_id() {
+[[maybe_unused]] std::uint64_t random_job_id() {
   std::random_device rd;
   return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
 }
 
 }  // namespace
 
+#ifndef COHORT_BACKEND_MPI  // the MPI backend's Runtime: runtime/backend_mpi/runtime.cpp
 Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
   int fd = -1;
   if (info) {
@@ -82,8 +83,9 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
     segment_ = transport::Segment::format(mapping_.bytes(), 1, info_.job, false);
   }
   waiter_ = transport::Waiter(segment_, info_.rank, info_.oversubscribed);
-  collectives_ = std::make_unique<collectives::Engine>(segment_, info_.rank, info_.oversubscribed);
-  p2p_ = std::make_unique<p2p::Engine>(segment_, waiter_, info_.rank, info_.size);
+  collectives_ = {new collectives::Engine(segment_, info_.rank, info_.oversubscribed),
+                  [](collectives::Engine* e) { delete e; }};
+  p2p_ = {new p2p::Engine(segment_, waiter_, info_.rank, info_.size), [](p2p::Engine* e) { delete e; }};
   transport::RankSlot& slot = segment_.slot(info_.rank);
   slot.pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
   slot.state.store(static_cast<std::uint32_t>(transport::RankState::attached),
@@ -97,6 +99,7 @@ Runtime::~Runtime() {
                                         std::memory_order_release);
   segment_.wake_all();  // peers waiting on this rank re-check and see it finished
 }
+#endif
 
 Runtime* Runtime::current() noexcept { return g_runtime.load(); }
 
