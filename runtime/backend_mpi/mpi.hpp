@@ -32,6 +32,10 @@ inline MPI_Comm mpi_comm(const detail::CommunicatorImpl& c) noexcept {
 /// Wraps `comm` (owned) as the backend state of a CommunicatorImpl; sets MPI_ERRORS_RETURN.
 std::shared_ptr<void> adopt(MPI_Comm comm);
 
+/// The thread level the Environment asks MPI_Init_thread for: COHORT_MPI_THREAD_LEVEL
+/// (multiple, serialized, funneled, single), MPI_THREAD_SERIALIZED when unset.
+int thread_level();
+
 /// MPI's text for an error code.
 std::string error_text(int code);
 

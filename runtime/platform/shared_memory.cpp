@@ -33,6 +33,13 @@ void FileDescriptor::reset() noexcept {
   }
 }
 
+FileDescriptor open_process_fd(int pid, int fd, std::string_view what) {
+  std::string path = fmt::format("/proc/{}/fd/{}", pid, fd);
+  int opened = retry_on_eintr([&] { return ::open(path.c_str(), O_RDWR | O_CLOEXEC); },
+                              [&] { return fmt::format("open({}) for {}", path, what); });
+  return FileDescriptor(opened);
+}
+
 FileDescriptor create_shared_memory(std::string_view debug_name, std::size_t bytes,
                                     std::size_t reserve_bytes) {
   reserve_bytes = std::min(reserve_bytes, bytes);
