@@ -33,7 +33,7 @@ inline MPI_Comm mpi_comm(const detail::CommunicatorImpl& c) noexcept {
 std::shared_ptr<void> adopt(MPI_Comm comm);
 
 /// The thread level the Environment asks MPI_Init_thread for: COHORT_MPI_THREAD_LEVEL
-/// (multiple, serialized, funneled, single), MPI_THREAD_SERIALIZED when unset.
+/// (multiple, serialized, funneled, single), MPI_THREAD_SINGLE when unset.
 int thread_level();
 
 /// MPI's text for an error code.
