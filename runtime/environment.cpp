@@ -42,19 +42,20 @@ std::terminate_handler g_previous_terminate = nullptr;
   std::abort();
 }
 
-std::vector<int> identity_ranks(int n) {
+[[maybe_unused]] std::vector<int> identity_ranks(int n) {
   std::vector<int> v(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = i;
   return v;
 }
 
-std::uint64_t random_job_id() {
+[[maybe_unused]] std::uint64_t random_job_id() {
   std::random_device rd;
   return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
 }
 
 }  // namespace
 
+#ifndef COHORT_BACKEND_MPI  // the MPI backend's Runtime: runtime/backend_mpi/runtime.cpp
 Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
   int fd = -1;
   if (info) {
@@ -83,8 +84,9 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
   }
   waiter_ = transport::Waiter(segment_, info_.rank, info_.oversubscribed);
   if (!segment_.trace_area().empty()) trace_ = transport::RankTrace(segment_.trace_area(), info_.rank);
-  collectives_ = std::make_unique<collectives::Engine>(segment_, info_.rank, info_.oversubscribed);
-  p2p_ = std::make_unique<p2p::Engine>(segment_, waiter_, info_.rank, info_.size);
+  collectives_ = {new collectives::Engine(segment_, info_.rank, info_.oversubscribed),
+                  [](collectives::Engine* e) { delete e; }};
+  p2p_ = {new p2p::Engine(segment_, waiter_, info_.rank, info_.size), [](p2p::Engine* e) { delete e; }};
   // Whatever a rank blocks in, its outstanding non-blocking operations keep moving.
   waiter_.set_background(&Runtime::background, this);
   collectives_->waiter().set_background(&Runtime::background, this);
@@ -108,6 +110,7 @@ Runtime::~Runtime() {
                                         std::memory_order_release);
   segment_.wake_all();  // peers waiting on this rank re-check and see it finished
 }
+#endif
 
 Runtime* Runtime::current() noexcept { return g_runtime.load(); }
 

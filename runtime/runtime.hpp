@@ -47,6 +47,9 @@ class Runtime {
 
   /// The active runtime, or nullptr.
   static Runtime* current() noexcept;
+  /// True when every rank of the job maps the segment (always on the shared-memory backend; on
+  /// the MPI backend only when all ranks are on one node). Shared objects need it.
+  [[nodiscard]] bool segment_shared() const noexcept { return segment_shared_; }
 
  private:
   // The Waiters' background work: advances outstanding p2p and non-blocking collectives.
@@ -58,9 +61,11 @@ class Runtime {
   transport::Segment segment_;
   transport::Waiter waiter_;
   transport::RankTrace trace_;
-  std::unique_ptr<collectives::Engine> collectives_;
-  std::unique_ptr<p2p::Engine> p2p_;
+  // Deleters set where the engines are made (the MPI backend has neither engine).
+  std::unique_ptr<collectives::Engine, void (*)(collectives::Engine*)> collectives_{nullptr, nullptr};
+  std::unique_ptr<p2p::Engine, void (*)(p2p::Engine*)> p2p_{nullptr, nullptr};
   std::unique_ptr<Communicator> world_;
+  bool segment_shared_ = true;
 };
 
 /// Internal ways to create an Environment (cohort::spawn's children).
@@ -93,6 +98,9 @@ class CommunicatorImpl {
   [[nodiscard]] std::uint64_t next_shared_object_key() noexcept {
     return (static_cast<std::uint64_t>(context_) << 32) | ++shared_objects_;
   }
+  /// Backend state (the MPI backend's communicator handle); null on the shared-memory backend.
+  [[nodiscard]] void* backend() const noexcept { return backend_.get(); }
+  void set_backend(std::shared_ptr<void> state) noexcept { backend_ = std::move(state); }
 
  private:
   Runtime& runtime_;
@@ -101,6 +109,7 @@ class CommunicatorImpl {
   int rank_;
   std::uint32_t shared_objects_ = 0;
   std::uint32_t collective_sequence_ = 0;  // collectives
+  std::shared_ptr<void> backend_;          // backend_mpi
 };
 
 }  // namespace cohort::detail

@@ -95,6 +95,13 @@ class ResourceError : public Error {
   using Error::Error;
 };
 
+/// A feature is not available in this build or job, e.g. shared objects on an MPI job that spans
+/// nodes, or cohort::spawn on the MPI backend. The message names the feature and why.
+class Unsupported : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A timed operation ran out of time.
 class TimeoutError : public Error {
  public:

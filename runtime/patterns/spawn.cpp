@@ -335,8 +335,22 @@ void ProcessHandle::kill() const { job_->signal(rank_, SIGKILL); }
 
 // ---------------------------------------------------------------------------------------- Job
 
+namespace {
+std::shared_ptr<detail::JobState> start_job(int ranks, detail::RankBody body, const SpawnOptions& options) {
+#ifdef COHORT_BACKEND_MPI
+  (void)ranks, (void)body, (void)options;
+  throw Unsupported(
+      "cohort::spawn (and cohort::Pool, which uses it) is not available on the MPI backend: it "
+      "forks ranks that share memory with their parent, which cannot join an MPI job; start every "
+      "rank with mpirun or srun and use pool_map / pool_imap instead");
+#else
+  return std::make_shared<detail::JobState>(ranks, std::move(body), options);
+#endif
+}
+}  // namespace
+
 Job::Job(int ranks, detail::RankBody body, const SpawnOptions& options)
-    : state_(std::make_shared<detail::JobState>(ranks, body, options)) {}
+    : state_(start_job(ranks, std::move(body), options)) {}
 
 Job::~Job() = default;  // JobState's destructor joins (once the last handle is gone)
 

@@ -95,6 +95,13 @@ MemoryBudget available_memory() {
   return budget;
 }
 
+FileDescriptor open_process_fd(int pid, int fd, std::string_view what) {
+  std::string path = fmt::format("/proc/{}/fd/{}", pid, fd);
+  int opened = retry_on_eintr([&] { return ::open(path.c_str(), O_RDWR | O_CLOEXEC); },
+                              [&] { return fmt::format("open({}) for {}", path, what); });
+  return FileDescriptor(opened);
+}
+
 FileDescriptor create_shared_memory(std::string_view debug_name, std::size_t bytes,
                                     std::size_t needed_bytes) {
   needed_bytes = std::min(needed_bytes, bytes);

@@ -51,6 +51,10 @@ MemoryBudget available_memory();
 FileDescriptor create_shared_memory(std::string_view debug_name, std::size_t bytes,
                                     std::size_t needed_bytes = SIZE_MAX);
 
+/// Opens, read-write and close-on-exec, the file behind descriptor `fd` of process `pid` through
+/// /proc (the same user's memfd: how the MPI backend's ranks share one node's segment).
+FileDescriptor open_process_fd(int pid, int fd, std::string_view what);
+
 /// Size in bytes of the file behind `fd` (fstat).
 std::size_t file_size(int fd, std::string_view what);
 

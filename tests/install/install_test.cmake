@@ -13,4 +13,9 @@ run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
-run(${prefix}/bin/cohortrun -n 2 ${WORK_DIR}/build/consumer)
+if(LAUNCH)  # the MPI backend: mpirun ...
+  separate_arguments(launch UNIX_COMMAND "${LAUNCH}")
+  run(${launch} ${WORK_DIR}/build/consumer)
+else()
+  run(${prefix}/bin/cohortrun -n 2 ${WORK_DIR}/build/consumer)
+endif()

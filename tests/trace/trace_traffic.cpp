@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
     auto squares = cohort::pool_map(world, items, [](int x) { return x * x; });
     if (world.rank() == 0 && squares.size() != 100) std::abort();
   } else if (mode == "die") {
+    // Every rank has finished the traffic's collectives once this barrier releases the last one
+    // (otherwise a slower rank may be terminated inside one, which then has no span).
+    world.barrier();
     if (world.rank() == world.size() - 1) std::raise(SIGKILL);
     world.barrier();
   }
