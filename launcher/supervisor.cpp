@@ -620,6 +620,10 @@ std::vector<RankSnapshot> Job::snapshots() const {
 void Job::sample(Clock::time_point now) {
   if (mapping_.data() == nullptr) return;
   std::vector<RankSnapshot> now_ranks = snapshots();
+  for (RankSnapshot& s : now_ranks) {
+    const Rank& rank = ranks_[static_cast<std::size_t>(s.rank)];
+    if (s.process_running && is_stuck(s)) s.runnable = platform::process_state(rank.pid) == 'R';
+  }
   if (!detector_.observe(now_ranks, now)) return;
   std::string text = fmt::format(
       "cohortrun: deadlock: every running rank is blocked and nothing has changed for {:.1f} s:\n",

@@ -51,7 +51,7 @@ bool is_blocked(const RankSnapshot& s) {
   return s.process_running && s.state == RankState::attached && s.op != WaitOp::none;
 }
 
-bool is_stuck(const RankSnapshot& s) { return is_blocked(s) && !s.timed; }
+bool is_stuck(const RankSnapshot& s) { return is_blocked(s) && !s.timed && !s.runnable; }
 
 std::string state_text(const RankSnapshot& s) {
   if (!s.process_running || s.state == RankState::exited) return "exited";

@@ -40,6 +40,10 @@ struct RankSnapshot {
   bool timed = false;         // the wait has a time limit: it ends by itself
   std::uint64_t progress = 0;
   std::uint32_t doorbell = 0;
+  // The process was runnable at the sample (/proc state R; set by the launcher, not read from the
+  // slot): it may be about to see what it waits for (a rank starved of CPU on a loaded machine
+  // is not deadlocked), so it is never stuck.
+  bool runnable = false;
 };
 
 /// Reads rank `rank`'s slot (relaxed loads: a sample, not a synchronisation).

@@ -19,7 +19,9 @@
 #include <array>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -135,6 +137,25 @@ pid_t spawn(const SpawnRequest& request) {
   if (pid < 0) throw_errno(fmt::format("fork (to start {})", request.path));
   if (pid == 0) child_main(request, parent);
   return pid;
+}
+
+char process_state(pid_t pid) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return '?';
+  char buffer[512];
+  ssize_t n = -1;
+  do {
+    n = ::read(fd, buffer, sizeof buffer - 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n <= 0) return '?';
+  buffer[n] = '\0';
+  // "pid (comm) S ...": comm may hold spaces and parentheses, so look after the last ')'.
+  const char* close_paren = std::strrchr(buffer, ')');
+  if (close_paren == nullptr || close_paren[1] != ' ' || close_paren[2] == '\0') return '?';
+  return close_paren[2];
 }
 
 void kill_and_reap(pid_t pid) noexcept {

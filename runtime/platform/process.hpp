@@ -66,6 +66,10 @@ struct SpawnRequest {
 /// stderr and exits with 127 (as a shell does).
 pid_t spawn(const SpawnRequest& request);
 
+/// The scheduler state of process `pid` from /proc/PID/stat ('R' running or runnable, 'S'
+/// sleeping, 'D', 'Z', ...), or '?' when it cannot be read (gone, no /proc).
+char process_state(pid_t pid) noexcept;
+
 /// Kills `pid` (SIGKILL) and reaps it: for a child that could not be put under supervision.
 void kill_and_reap(pid_t pid) noexcept;
 

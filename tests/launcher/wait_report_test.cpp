@@ -86,6 +86,19 @@ TEST(DeadlockDetector, AComputingRankIsNotBlocked) {
   for (int i = 0; i < 20; ++i) EXPECT_FALSE(d.observe(ranks, t0 + i * 200ms));
 }
 
+TEST(DeadlockDetector, ARunnableRankIsNotStuck) {
+  // Blocked in a recv, but runnable: starved of CPU on a loaded machine, about to see its message.
+  DeadlockDetector d(800ms);
+  std::vector<RankSnapshot> ranks = {blocked(0, WaitOp::recv, 1), blocked(1, WaitOp::send, 0)};
+  ranks[1].runnable = true;
+  Clock::time_point t0{};
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(d.observe(ranks, t0 + i * 200ms));
+  EXPECT_TRUE(find_cycle(ranks).empty());
+  ranks[1].runnable = false;  // asleep again, nothing changed: the window starts now
+  EXPECT_FALSE(d.observe(ranks, t0 + 2000ms));
+  EXPECT_TRUE(d.observe(ranks, t0 + 2800ms));
+}
+
 TEST(DeadlockDetector, AFinishedOrStartingRankIsNotBlocked) {
   DeadlockDetector d(800ms);
   std::vector<RankSnapshot> ranks = {blocked(0, WaitOp::recv, 1), running(1)};
