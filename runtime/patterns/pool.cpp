@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -25,6 +26,8 @@ namespace {
 constexpr Tag kChunkTag{1};
 constexpr Tag kDoneTag{2};
 constexpr Tag kEndTag{3};
+constexpr Tag kAssignTag{4};  // dispatch mode: the root hands a worker its next chunk
+constexpr int kAssignedAhead = 2;  // dispatch mode: chunks a worker holds (one computing, one next)
 
 /// Written by its rank only; read by the root when the rank dies.
 struct alignas(64) Claim {
@@ -114,6 +117,31 @@ struct PoolContext {
   std::vector<char> finished;  // per rank: done, or dead and handled
   int unfinished = 0;
   bool root_claims_done = false;  // the counter is exhausted for the root too
+  // Dispatch mode (no job segment shared by every rank: the MPI backend across nodes): the root
+  // owns the counter and hands chunks out by message, kAssignedAhead per worker, each result
+  // frame answered with the next chunk, and exactly one "none" (first == last == items) once the
+  // worker holds nothing, so that no message is left over for the next call.
+  bool dispatch = false;
+  std::uint64_t next = 0;        // root: the next unassigned item
+  std::vector<int> assigned;     // root: chunks a worker holds, per rank
+  std::vector<char> none_sent;   // root: per rank
+
+  /// Root, dispatch mode: gives worker `w` its next chunk, or its one "none".
+  void assign(int w) {
+    auto wi = static_cast<std::size_t>(w);
+    std::array<std::uint64_t, 2> range = {items, items};
+    if (next < items) {
+      range[0] = next;
+      range[1] = std::min<std::uint64_t>(next + chunk, items);
+      next = range[1];
+      ++assigned[wi];
+    } else if (assigned[wi] != 0 || none_sent[wi] != 0) {
+      return;
+    } else {
+      none_sent[wi] = 1;
+    }
+    comm.send(range, w, kAssignTag);
+  }
   std::optional<ProgressBar> bar;
   // cohortrun --trace/--stats: the chunk this rank is computing (claimed, not yet handed in).
   std::uint64_t task_begin_ns = 0;
@@ -154,9 +182,12 @@ PoolRun::PoolRun(Communicator& comm, std::size_t items, const PoolOptions& optio
     std::lock_guard lock(g_cache_mutex);
     cached = &g_cache[comm.impl().context()];
   }
+  const bool dispatch = !comm.impl().runtime().segment_shared();
   if (!cached->comm) {
     // First pool call on this communicator (collective, so on every rank in the same order).
     cached->comm = comm.dup();
+  }
+  if (!dispatch && cached->shared == nullptr) {
     std::span<std::byte> block =
         attach_shared(*cached->comm, sizeof(PoolShared), 64, &init_pool_shared, nullptr);
     cached->shared = reinterpret_cast<PoolShared*>(block.data());
@@ -177,16 +208,51 @@ PoolRun::PoolRun(Communicator& comm, std::size_t items, const PoolOptions& optio
     ctx_->unfinished = comm.size() - 1;
     ctx_->bar.emplace(items, options.progress);
   }
+  if (dispatch) {
+    ctx_->dispatch = true;
+    if (is_root_) {
+      ctx_->assigned.assign(ranks, 0);
+      ctx_->none_sent.assign(ranks, 0);
+      for (int ahead = 0; ahead < kAssignedAhead; ++ahead) {
+        for (int w = 0; w < comm.size(); ++w) {
+          if (w != options.root) ctx_->assign(w);
+        }
+      }
+    }
+  }
 }
 
 PoolRun::~PoolRun() = default;
 
 std::optional<std::pair<std::size_t, std::size_t>> PoolRun::claim() {
   PoolContext& c = *ctx_;
-  Claim& mine = c.claims[c.comm.rank()];
   // A task lasts from its claim to the worker's send_chunk, or to the root's next claim.
   const bool traced = c.comm.impl().runtime().trace().on();
   if (traced) [[unlikely]] c.end_task();
+  if (c.dispatch) {
+    std::array<std::uint64_t, 2> range = {c.items, c.items};
+    if (is_root_) {
+      if (c.next < c.items) {
+        range[0] = c.next;
+        range[1] = std::min<std::uint64_t>(c.next + c.chunk, c.items);
+        c.next = range[1];
+      }
+    } else {
+      c.comm.recv(range, c.root, kAssignTag);
+      if (range[0] > range[1] || range[1] > c.items) throw DeserializeError("pool: bad chunk assignment");
+    }
+    if (range[0] == range[1]) {
+      if (is_root_) c.root_claims_done = true;
+      else c.comm.send(std::uint64_t{1}, c.root, kDoneTag);
+      return std::nullopt;
+    }
+    if (traced) [[unlikely]] {
+      c.task_begin_ns = transport::trace_clock_ns();
+      c.task_items = range[1] - range[0];
+    }
+    return std::pair<std::size_t, std::size_t>(range[0], range[1]);
+  }
+  Claim& mine = c.claims[c.comm.rank()];
   std::uint64_t first = c.counter().fetch_add(c.chunk, std::memory_order_relaxed);
   if (first >= c.items) {
     mine.generation.store(0, std::memory_order_release);
@@ -256,7 +322,16 @@ PoolRun::Event PoolRun::next_event(bool block) {
       ev.last = header.last;
       ev.offset = header.offset;
       computed_locally(ev.first, ev.last);
+      if (c.dispatch) {
+        --c.assigned[static_cast<std::size_t>(st->source)];
+        c.assign(st->source);
+      }
       return ev;
+    }
+    if (c.dispatch) {  // no shared liveness to watch: MPI ends the job when a rank dies
+      if (!block || complete()) return ev;
+      (void)c.comm.probe(any_source, any_tag);
+      continue;
     }
     // 2. Workers that died before saying they were done.
     for (int r = 0; r < c.comm.size(); ++r) {
@@ -323,7 +398,7 @@ std::pair<std::string, std::vector<std::byte>> PoolRun::finish(std::string repor
   c.end_task();
   if (is_root_) {
     // Every worker is past this call's counter: reset the one the next call will use.
-    c.shared->next[(c.generation + 1) % 2].store(0, std::memory_order_relaxed);
+    if (c.shared != nullptr) c.shared->next[(c.generation + 1) % 2].store(0, std::memory_order_relaxed);
     std::vector<std::byte> end;
     auto len = static_cast<std::uint64_t>(report.size());
     auto* p = reinterpret_cast<const std::byte*>(&len);

@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <cohort/cohort.hpp>
+#include <cohort/pool.hpp>
 
 #include "runtime/runtime.hpp"
 #include "tests/support/rank_env.hpp"
@@ -46,6 +48,43 @@ TEST(BackendMpi, SharedObjectsNeedOneNode) {
       EXPECT_NE(std::string(e.what()).find("SharedArray"), std::string::npos) << e.what();
     }
   }
+}
+
+// pool_map on one node uses the shared chunk counter; across nodes (a private segment) the root
+// hands chunks out by message. Either way every item is computed once, results come back in
+// order, failures are listed, and consecutive calls on one communicator do not mix.
+TEST(BackendMpi, PoolMapOnOneNodeAndAcrossNodes) {
+  auto& w = world();
+  for (std::size_t n : {0u, 1u, 7u, 1000u}) {
+    std::vector<int> items(n);
+    for (std::size_t i = 0; i < n; ++i) items[i] = static_cast<int>(i);
+    cohort::PoolOptions o;
+    o.chunk_size = n == 1000 ? 0 : 1;
+    auto squares = cohort::pool_map(w, items, [](int x) { return static_cast<long>(x) * x; }, o);
+    if (w.rank() == 0) {
+      ASSERT_EQ(squares.size(), n);
+      for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(squares[i], static_cast<long>(i * i));
+    }
+  }
+  std::vector<int> items(50);
+  for (int i = 0; i < 50; ++i) items[static_cast<std::size_t>(i)] = i;
+  try {
+    (void)cohort::pool_map(w, items, [](int x) {
+      if (x % 10 == 3) throw std::runtime_error("bad item");
+      return x;
+    });
+    if (w.rank() == 0) ADD_FAILURE() << "pool_map did not report the failing items";
+  } catch (const cohort::PoolError& e) {
+    if (w.rank() == 0) {
+      EXPECT_EQ(e.failures().size(), 5u) << e.what();  // the root has the list
+    }
+    EXPECT_NE(std::string(e.what()).find("5 of 50 items failed"), std::string::npos) << e.what();
+  }
+  cohort::PoolOptions everywhere;
+  everywhere.everywhere = true;
+  auto doubled = cohort::pool_map(w, items, [](int x) { return 2 * x; }, everywhere);
+  ASSERT_EQ(doubled.size(), items.size());
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(doubled[static_cast<std::size_t>(i)], 2 * i);
 }
 
 // Floating-point sums at every rank count equal the left fold x0 + x1 + ... bit for bit (MPI's
