@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "runtime/collectives/engine.hpp"
+#include "runtime/transport/collective_kind.hpp"
 #include "runtime/platform/process.hpp"
 #include "runtime/transport/segment.hpp"
 #include "runtime/transport/trace.hpp"
@@ -60,7 +60,7 @@ std::string event_name(const TraceEvent& e) {
     case TraceKind::wait:
       return e.peer < 0 ? fmt::format("wait ({})", wait_name(e.detail))
                         : fmt::format("wait ({}, rank {})", wait_name(e.detail), e.peer);
-    case TraceKind::collective: return collectives::collective_kind_name(e.detail);
+    case TraceKind::collective: return transport::collective_kind_name(e.detail);
     default: return transport::trace_kind_name(k);
   }
 }

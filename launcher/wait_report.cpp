@@ -2,17 +2,13 @@
 
 #include <fmt/format.h>
 
+#include "runtime/transport/collective_kind.hpp"
+
 namespace cohort::launcher {
 namespace {
 
 using transport::RankState;
 using transport::WaitOp;
-
-// The collectives' wait records carry which collective in `tag` (runtime/collectives/
-// collectives.cpp, enum Kind, numbered from 1).
-constexpr const char* kCollectiveNames[] = {
-    nullptr,   "barrier",   "broadcast", "reduce",  "allreduce", "scan", "exscan",
-    "reduce_scatter", "gather", "scatter", "allgather", "alltoall", "split", "dup"};
 
 std::string peer_text(const char* role, int peer) {
   return peer < 0 ? fmt::format("any {}", role) : fmt::format("{} {}", role, peer);
@@ -104,8 +100,9 @@ std::string describe_wait(WaitOp op, int peer, int tag, std::uint32_t comm, std:
     case WaitOp::collective:
       if (tag == 1) {
         text = "barrier";
-      } else if (tag > 1 && tag < static_cast<int>(std::size(kCollectiveNames))) {
-        text = fmt::format("collective {}", kCollectiveNames[tag]);
+      } else if (tag > 1 && tag <= static_cast<int>(transport::CollectiveKind::dup)) {
+        // The collectives' wait records carry which collective in `tag`.
+        text = fmt::format("collective {}", transport::collective_kind_name(static_cast<std::uint16_t>(tag)));
       } else {
         text = "collective";
       }

@@ -32,6 +32,7 @@
 
 #include "cohort/collectives.hpp"
 #include "cohort/errors.hpp"
+#include "runtime/transport/collective_kind.hpp"
 #include "runtime/collectives/engine.hpp"
 #include "runtime/runtime.hpp"
 
@@ -68,40 +69,9 @@ namespace {
 using transport::kCollectiveInlineBytes;
 using transport::kCollectiveSlots;
 
-enum class Kind : std::uint16_t {
-  barrier = 1,
-  broadcast,
-  reduce,
-  allreduce,
-  scan,
-  exscan,
-  reduce_scatter,
-  gather,
-  scatter,
-  allgather,
-  alltoall,
-  split,
-  dup,
-};
+using Kind = transport::CollectiveKind;
 
-const char* kind_name(std::uint16_t k) {
-  switch (static_cast<Kind>(k)) {
-    case Kind::barrier: return "barrier";
-    case Kind::broadcast: return "broadcast";
-    case Kind::reduce: return "reduce";
-    case Kind::allreduce: return "allreduce";
-    case Kind::scan: return "scan";
-    case Kind::exscan: return "exscan";
-    case Kind::reduce_scatter: return "reduce_scatter";
-    case Kind::gather: return "gather";
-    case Kind::scatter: return "scatter";
-    case Kind::allgather: return "allgather";
-    case Kind::alltoall: return "alltoall";
-    case Kind::split: return "split";
-    case Kind::dup: return "dup";
-  }
-  return "unknown collective";
-}
+const char* kind_name(std::uint16_t k) { return transport::collective_kind_name(k); }
 
 constexpr std::uint16_t kFlagInline = 1;
 constexpr std::uint16_t kFlagError = 2;  // a root found a mismatch: its readers throw too
@@ -1622,7 +1592,6 @@ void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t 
 
 }  // namespace
 
-const char* collective_kind_name(std::uint16_t kind) noexcept { return kind_name(kind); }
 
 }  // namespace cohort::collectives
 

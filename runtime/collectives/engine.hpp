@@ -21,9 +21,6 @@
 
 namespace cohort::collectives {
 
-/// The name of a collective kind as stored in trace events ("allreduce"); cohortrun's trace.
-const char* collective_kind_name(std::uint16_t kind) noexcept;
-
 /// A non-blocking collective in flight (ibarrier, ibroadcast, iallreduce).
 class PendingOp {
  public:
