@@ -29,6 +29,7 @@
 
 #include "cohort/errors.hpp"
 #include "cohort/p2p.hpp"
+#include "runtime/complete_requests.hpp"
 #include "runtime/backend_mpi/mpi.hpp"
 
 namespace cohort::detail {
@@ -546,27 +547,9 @@ std::optional<Status> Request::test() {
   return wait();
 }
 
-namespace {
-std::vector<Status> collect(std::span<Request> requests) {
-  std::vector<Status> out;
-  out.reserve(requests.size());
-  std::exception_ptr first;
-  for (Request& r : requests) {
-    try {
-      out.push_back(r.wait());
-    } catch (...) {
-      if (!first) first = std::current_exception();
-      out.push_back(Status{});
-    }
-  }
-  if (first) std::rethrow_exception(first);
-  return out;
-}
-}  // namespace
-
 std::vector<Status> wait_all(std::span<Request> requests) {
   // Receives are matched in post order whichever request is waited for first (see the top).
-  return collect(requests);
+  return detail::complete_requests(requests);
 }
 
 Completion wait_any(std::span<Request> requests) {
@@ -589,7 +572,7 @@ bool test_all(std::span<Request> requests) {
     if (r.operation() != nullptr && !detail::poll(*r.operation())) all = false;
   }
   if (!all) return false;
-  collect(requests);
+  detail::complete_requests(requests);
   return true;
 }
 

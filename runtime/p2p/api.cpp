@@ -3,6 +3,7 @@
 
 #include "cohort/errors.hpp"
 #include "cohort/p2p.hpp"
+#include "runtime/complete_requests.hpp"
 #include "runtime/p2p/engine.hpp"
 #include "runtime/runtime.hpp"
 
@@ -123,25 +124,6 @@ std::optional<Status> Request::test() {
 }
 
 namespace {
-// Makes every request inactive; returns statuses; rethrows the first error.
-std::vector<Status> collect(std::span<Request> requests) {
-  std::vector<Status> out;
-  out.reserve(requests.size());
-  std::exception_ptr first;
-  for (Request& r : requests) {
-    try {
-      out.push_back(r.wait());
-    } catch (...) {
-      if (!first) first = std::current_exception();
-      out.push_back(Status{});
-    }
-  }
-  if (first) std::rethrow_exception(first);
-  return out;
-}
-}  // namespace
-
-namespace {
 /// The requests' operations (null for inactive ones) and the engine of an active one, if any.
 p2p::Engine* operations_of(std::span<Request> requests, std::vector<detail::Operation*>& ops) {
   ops.clear();
@@ -158,7 +140,7 @@ std::vector<Status> wait_all(std::span<Request> requests) {
   thread_local std::vector<detail::Operation*> ops;
   p2p::Engine* engine = operations_of(requests, ops);
   if (engine != nullptr) engine->wait_all(ops);
-  return collect(requests);
+  return detail::complete_requests(requests);
 }
 
 Completion wait_any(std::span<Request> requests) {
@@ -181,7 +163,7 @@ bool test_all(std::span<Request> requests) {
   for (Request& r : requests) {
     if (r.operation() != nullptr && !r.operation()->done) return false;
   }
-  collect(requests);
+  detail::complete_requests(requests);
   return true;
 }
 
