@@ -6,26 +6,11 @@
 #include <memory>
 #include <system_error>
 
+#include "runtime/platform/placement.hpp"
+
 namespace cohort {
 
 namespace {
-
-struct Topology {
-  hwloc_topology_t topo = nullptr;
-  Topology() {
-    if (hwloc_topology_init(&topo) != 0) {
-      throw std::system_error(errno, std::generic_category(), "hwloc_topology_init");
-    }
-    if (hwloc_topology_load(topo) != 0) {
-      int err = errno;
-      hwloc_topology_destroy(topo);
-      throw std::system_error(err, std::generic_category(), "hwloc_topology_load");
-    }
-  }
-  ~Topology() { hwloc_topology_destroy(topo); }
-  Topology(const Topology&) = delete;
-  Topology& operator=(const Topology&) = delete;
-};
 
 struct Bitmap {
   hwloc_bitmap_t set = hwloc_bitmap_alloc();
@@ -38,13 +23,15 @@ struct Bitmap {
 }  // namespace
 
 std::vector<int> available_cpus() {
-  Topology t;
+  // The same discovery as cohortrun's placement (no I/O plugins, no cpuid pass).
+  platform::Topology topology = platform::Topology::load_system();
+  hwloc_topology_t topo = topology.get();
   Bitmap bound;
   // The process's binding; if hwloc cannot tell (no support), every allowed cpu counts.
-  if (hwloc_get_cpubind(t.topo, bound.set, HWLOC_CPUBIND_PROCESS) != 0) {
-    hwloc_bitmap_copy(bound.set, hwloc_topology_get_allowed_cpuset(t.topo));
+  if (hwloc_get_cpubind(topo, bound.set, HWLOC_CPUBIND_PROCESS) != 0) {
+    hwloc_bitmap_copy(bound.set, hwloc_topology_get_allowed_cpuset(topo));
   }
-  hwloc_bitmap_and(bound.set, bound.set, hwloc_topology_get_allowed_cpuset(t.topo));
+  hwloc_bitmap_and(bound.set, bound.set, hwloc_topology_get_allowed_cpuset(topo));
   std::vector<int> cpus;
   int i = -1;
   while ((i = hwloc_bitmap_next(bound.set, i)) != -1) cpus.push_back(i);
