@@ -47,7 +47,22 @@ def run(ctx) -> list[dict]:
         if mpi:
             variants["openmpi"] = lambda np=np: time_command(ctx.mpirun(np, ["/bin/true"], MPIRUN_EXTRA), env=mpi_env,
                                                              timeout=TIMEOUT_S)
-        rows += _rows("launch_true", np, alternate(variants, repeats, ctx=ctx), "ms", 1000.0)
+        # The floor: a bare fork+exec loop (bench/launch/fork_exec.cpp), timed in the same rounds.
+        floor = ctx.bench_bin("launch_fork_exec")
+        if os.path.exists(floor):
+            variants["floor"] = lambda np=np: time_command([floor, str(np), "/bin/true"], timeout=TIMEOUT_S)
+        samples = alternate(variants, repeats, ctx=ctx)
+        floor_samples = samples.pop("floor", [])
+        rows += _rows("launch_true", np, samples, "ms", 1000.0)
+        if floor_samples:
+            f = median(floor_samples) * 1000.0
+            parts = [f"launch_true np={np}: a bare fork+exec loop of {np} /bin/true takes {f:.2f} ms here"]
+            for impl in ("cohort", "openmpi"):
+                if samples.get(impl):
+                    parts.append(f"{impl} = {median(samples[impl]) * 1000.0 / f:.2f}x that")
+            if samples.get("openmpi"):
+                parts.append(f"so the best any launcher could reach is {f / (median(samples['openmpi']) * 1000.0):.3f} of mpirun")
+            ctx.note("; ".join(parts))
 
     # launch_hello and rss_hello: a hello world that initialises the runtime.
     cohort_hello = ctx.bench_bin("launch_hello_cohort")
