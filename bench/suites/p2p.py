@@ -96,6 +96,14 @@ def run(build, quick=False, benches=None, repeats=None):
             c, m = rows[-2]["value"], rows[-1]["value"]
             line += "  openmpi %12.4g  ratio %.2f %s" % (m, c / m if m else float("nan"), unit)
         print(line, flush=True)
+    ceiling = os.path.join(bin_dir, "bench", "copy_ceiling")
+    if "bandwidth" in (benches or BENCHES) and os.path.exists(ceiling):
+        # What the machine allows any shared-memory path at the large sizes (bench/p2p/copy_ceiling.cpp):
+        # two pinned threads, no runtime. Printed for reading the bandwidth ratios, not a row.
+        big = [str(x) for x in BW_SIZES if x >= 1 << 20]
+        out = subprocess.run([ceiling] + big, capture_output=True, text=True, timeout=600)
+        for line in out.stdout.splitlines():
+            print("machine ceiling (copy_ceiling): " + line, flush=True)
     return rows
 
 
