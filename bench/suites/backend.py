@@ -18,6 +18,11 @@ import statistics
 import subprocess
 import sys
 
+try:  # imported by the harness (bench/ on sys.path)
+    from suites._osu_common import mpi_env, run_one
+except ImportError:  # run as a script (bench/suites on sys.path)
+    from _osu_common import mpi_env, run_one
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # (program, bench, bytes, np, iterations)
@@ -35,13 +40,6 @@ CASES = [
 ]
 
 
-def mpi_env():
-    env = dict(os.environ)
-    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    return env
-
-
 def build_mpi_backend(build):
     """Configures and builds the benchmark programs against the MPI backend; returns the dir."""
     out = os.path.abspath(build.rstrip("/")) + "-mpi-bench"
@@ -52,15 +50,6 @@ def build_mpi_backend(build):
     subprocess.run(["cmake", "--build", out, "-j", str(os.cpu_count() or 2), "--target",
                     "p2p_cohort", "coll_cohort", "p2p_mpi", "coll_mpi"], check=True, stdout=subprocess.DEVNULL)
     return out
-
-
-def run_one(cmd, env):
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    for line in out.stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    raise RuntimeError("no result from %s\nstdout: %s\nstderr: %s" % (" ".join(cmd), out.stdout, out.stderr[-2000:]))
 
 
 def run(build, quick=False, repeats=None):

@@ -20,6 +20,11 @@ import statistics
 import subprocess
 import sys
 
+try:  # imported by the harness (bench/ on sys.path)
+    from suites._osu_common import mpi_env, run_one
+except ImportError:  # run as a script (bench/suites on sys.path)
+    from _osu_common import mpi_env, run_one
+
 BENCHES = ["barrier", "bcast", "reduce", "allreduce", "gather", "alltoall"]
 SIZES = [8, 64 << 10, 1 << 20]
 NPS = [2, 4, 8]
@@ -37,22 +42,6 @@ def iterations(bench, size, np_, quick):
     if bench == "alltoall" and size > 8:
         it = max(10, it // np_)
     return max(10, it // 4) if quick else it
-
-
-def mpi_env():
-    env = dict(os.environ)
-    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    return env
-
-
-def run_one(cmd, env):
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    for line in out.stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    raise RuntimeError("no result from %s\nstdout: %s\nstderr: %s" % (" ".join(cmd), out.stdout, out.stderr[-2000:]))
 
 
 def run(build, quick=False, nps=NPS, benches=None, repeats=None):

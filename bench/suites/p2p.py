@@ -21,6 +21,11 @@ import statistics
 import subprocess
 import sys
 
+try:  # imported by the harness (bench/ on sys.path)
+    from suites._osu_common import mpi_env, run_one
+except ImportError:  # run as a script (bench/suites on sys.path)
+    from _osu_common import mpi_env, run_one
+
 LAT_SIZES = [8, 64, 512, 4096, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20]
 BW_SIZES = [8, 512, 4096, 64 << 10, 1 << 20, 4 << 20]
 BENCHES = ["latency", "bandwidth", "message_rate", "latency_cereal_struct", "latency_vector_double_1000"]
@@ -32,22 +37,6 @@ def iterations(bench, size, quick):
     else:
         it = 100000 if size <= 4096 else (5000 if size <= 64 << 10 else 300)
     return max(10, it // 5) if quick else it
-
-
-def mpi_env():
-    env = dict(os.environ)
-    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    return env
-
-
-def run_one(cmd, env):
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    for line in out.stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    raise RuntimeError("no result from %s\nstdout: %s\nstderr: %s" % (" ".join(cmd), out.stdout, out.stderr[-2000:]))
 
 
 def cases(benches):
