@@ -71,10 +71,17 @@ std::string micros(std::uint64_t ns, std::uint64_t origin) {
   return fmt::format("{}.{:03}", d / 1000, d % 1000);
 }
 
-// Flow ends sit 1 ns inside their slices (viewers bind a flow event to the slice that encloses
-// its time stamp; at the slice's very edge that is ambiguous).
-std::uint64_t inside_begin(const TraceEvent& e) { return e.end_ns >= e.begin_ns + 2 ? e.begin_ns + 1 : e.begin_ns; }
-std::uint64_t inside_end(const TraceEvent& e) { return e.end_ns >= e.begin_ns + 2 ? e.end_ns - 1 : e.begin_ns; }
+// An instant (begin == end) is drawn as a slice this long, so that a flow can bind to it.
+constexpr std::uint64_t kInstantNs = 6;
+// Flow ends sit this far inside their slices: viewers bind a flow event to the slice that
+// encloses its time stamp, which is ambiguous at the slice's very edge, and older Perfetto
+// versions read "ts" and "dur" through a double and truncate, which can move each by 1 ns.
+constexpr std::uint64_t kFlowInsideNs = 3;
+
+std::uint64_t drawn_end(const TraceEvent& e) { return std::max(e.end_ns, e.begin_ns + kInstantNs); }
+std::uint64_t flow_margin(const TraceEvent& e) { return std::min(kFlowInsideNs, (drawn_end(e) - e.begin_ns) / 2); }
+std::uint64_t inside_begin(const TraceEvent& e) { return e.begin_ns + flow_margin(e); }
+std::uint64_t inside_end(const TraceEvent& e) { return drawn_end(e) - flow_margin(e); }
 
 std::uint64_t flow_key(int from, int to, int n, std::uint32_t seq) {
   return ((static_cast<std::uint64_t>(from) * static_cast<std::uint64_t>(n) + static_cast<std::uint64_t>(to)) << 32) | seq;
@@ -121,8 +128,11 @@ TraceSummary trace_json(std::span<std::byte> area, const TraceJob& job,
     std::string exit = static_cast<std::size_t>(r) < job.runs.size() ? job.runs[static_cast<std::size_t>(r)].exit : "";
     exits += fmt::format("{}\"{}\"", r == 0 ? "" : ",", json_escape(exit.empty() ? "running" : exit));
   }
+  // No "displayTimeUnit": it is only a display hint in the format, but Perfetto versions of
+  // 2020-2023 read "ns" there as the unit of every "ts" and "dur" (the trace came out 1000 times
+  // too short); newer ones ignore it.
   buf += fmt::format(
-      "{{\"displayTimeUnit\":\"ns\",\n\"otherData\":{{\"tool\":\"cohortrun --trace\",\"job\":\"{}\","
+      "{{\"otherData\":{{\"tool\":\"cohortrun --trace\",\"job\":\"{}\","
       "\"command\":\"{}\",\"ranks\":{},\"clock\":\"CLOCK_MONOTONIC, microseconds since the job "
       "segment was created\",\"events_per_rank\":{},\"when_full\":\"the first events_per_rank "
       "events of each rank are kept, later ones are dropped and counted\",\"dropped_events\":[{}],"
@@ -158,10 +168,9 @@ TraceSummary trace_json(std::span<std::byte> area, const TraceJob& job,
       if (e.seq != 0) args += fmt::format(",\"message\":{}", e.seq);
       if (k != TraceKind::pool_task) args += fmt::format(",\"communicator\":{}", e.comm);
       if ((e.flags & transport::kTraceFailed) != 0) args += ",\"failed\":true";
-      // An instant is drawn as a 1 ns slice, so that a flow can bind to it.
       buf += fmt::format(",\n{{\"ph\":\"X\",\"name\":\"{}\",\"cat\":\"{}\",\"pid\":1,\"tid\":{},\"ts\":{},\"dur\":{},\"args\":{{{}}}}}",
                          json_escape(event_name(e)), category(k), r + 1, micros(e.begin_ns, origin),
-                         micros(std::max(e.end_ns, e.begin_ns + 1), e.begin_ns), args);
+                         micros(drawn_end(e), e.begin_ns), args);
       ++sum.events;
       if ((k == TraceKind::recv || k == TraceKind::recv_done) && e.seq != 0 && e.peer >= 0 && e.peer < n) {
         auto it = sends.find(flow_key(e.peer, r, n, e.seq));
