@@ -129,6 +129,16 @@ class RankTrace {
     if (n < capacity_) events_[n] = e;
     stats_->events.store(n + 1, std::memory_order_release);
   }
+  /// Owner only: whether the next event will be kept (false when the buffer is full or events
+  /// are off), so that a caller can skip reading the clock for an event that would be dropped.
+  [[nodiscard]] bool keeps_next() const noexcept {
+    return stats_->events.load(std::memory_order_relaxed) < capacity_;
+  }
+  /// Owner only: counts an event that is not kept (the buffer is full).
+  void count_dropped() const noexcept { add(stats_->events, 1); }
+  /// Owner only, once at attach: touches each page of the event buffer, so that its page faults
+  /// (shared memory is allocated on first touch) happen at start rather than in traced calls.
+  void prefault() const noexcept;
   /// Owner only: counter += v.
   static void add(std::atomic<std::uint64_t>& counter, std::uint64_t v) noexcept {
     counter.store(counter.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
