@@ -5,7 +5,9 @@ reporting medians and ratios (README.md, "Seeing what a job does").
 
   python3 bench/trace/overhead.py --new build --base /path/to/other/build [--rounds 9]
 
-Each build dir must hold bin/cohortrun and bin/bench/p2p_cohort.
+Each build dir must hold bin/cohortrun and bin/bench/p2p_cohort. Tracing on keeps every event
+(--trace-events 262144 holds the longest case), so the cost measured is that of recording, not of
+counting dropped events (which reads no clock).
 """
 import argparse
 import json
@@ -19,7 +21,7 @@ CASES = [("latency", 8, 100000), ("latency", 4096, 50000), ("message_rate", 8, 2
 def run(build, bench, size, iters, trace):
     cmd = [build + "/bin/cohortrun", "-n", "2"]
     if trace:
-        cmd += ["--trace", "/tmp/cohort-trace-overhead.json"]
+        cmd += ["--trace", "/tmp/cohort-trace-overhead.json", "--trace-events", "262144"]
     cmd += [build + "/bin/bench/p2p_cohort", bench, str(size), str(iters), str(max(2, iters // 10))]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout
     return json.loads([l for l in out.splitlines() if l.startswith("{")][0])["value"]
