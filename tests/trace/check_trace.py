@@ -131,6 +131,8 @@ def main():
         check(f["tid"] == receiver + 1, "flow %s of a message to rank %d ends on track %d" % (fid, receiver, f["tid"] - 1))
         rv = recvs.get(key)
         check(rv is not None, "no receive of message %s" % (key,))
+        # Perfetto drops a flow whose end comes before its start.
+        check(float(f["ts"]) >= float(s["ts"]), "flow %s ends at %s, before it starts at %s" % (fid, f["ts"], s["ts"]))
         bound = at.get((f["cat"], f["tid"], f["ts"]), [])
         check(any(abs(float(b["ts"]) + float(b["dur"]) - float(rv["ts"]) - float(rv["dur"])) <= 0.0005 and
                   (b is rv or b["name"] == "message received") for b in bound),
