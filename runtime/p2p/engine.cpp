@@ -137,16 +137,17 @@ void Engine::flush_wakes() noexcept {
 
 // One event for one call: begun at construction, recorded at destruction; failed unless done()
 // was called (an exception left the call). For receives, peer, seq and bytes come from the
-// operation. An instant (a non-blocking send) reads the clock once, when it ends. While the
-// buffer is full the clock is not read at all: the event is only counted.
+// operation. An instant (an eager non-blocking send) reads the clock once, when the call begins:
+// its flow must start before the receive can end. While the buffer is full the clock is not read
+// at all: the event is only counted.
 struct Engine::TraceScope {
   TraceScope(Engine& e, transport::TraceKind kind, int peer, int tag, std::uint32_t comm,
              std::size_t bytes, std::uint32_t seq, const Operation* operation = nullptr,
              bool is_instant = false) noexcept
       : engine(e), op(operation), instant(is_instant), keep(e.trace_.keeps_next()) {
     if (keep) {
-      event = transport::TraceEvent{instant ? 0 : transport::trace_clock_ns(), 0, bytes, seq, peer,
-                                    tag, comm, static_cast<std::uint16_t>(kind), 0, 0};
+      event = transport::TraceEvent{transport::trace_clock_ns(), 0, bytes, seq, peer, tag, comm,
+                                    static_cast<std::uint16_t>(kind), 0, 0};
     }
   }
   TraceScope(const TraceScope&) = delete;
@@ -158,8 +159,7 @@ struct Engine::TraceScope {
       engine.trace_.count_dropped();
       return;
     }
-    event.end_ns = transport::trace_clock_ns();
-    if (instant) event.begin_ns = event.end_ns;
+    event.end_ns = instant ? event.begin_ns : transport::trace_clock_ns();
     if (!ok) event.flags |= transport::kTraceFailed;
     if (op != nullptr) {
       event.peer = op->matched_source;
@@ -498,8 +498,9 @@ void Engine::send_now(CommunicatorImpl& comm, int dest, int tag, const SendBuffe
 
 Request Engine::traced_isend(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b,
                              std::shared_ptr<const void> keep_alive) {
+  // An eager isend is an instant (one clock read); a larger one may move data before it returns.
   TraceScope scope(*this, transport::TraceKind::isend, dest, tag, comm.context(), b.bytes,
-                   next_sent_seq(dest, b.bytes), nullptr, true);
+                   next_sent_seq(dest, b.bytes), nullptr, b.bytes <= eager_max_);
   Request r = isend_now(comm, dest, tag, b, std::move(keep_alive));
   scope.done();
   return r;
