@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <system_error>
 #include <unordered_map>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -71,11 +72,19 @@ std::string micros(std::uint64_t ns, std::uint64_t origin) {
   return fmt::format("{}.{:03}", d / 1000, d % 1000);
 }
 
-// Flow ends sit 1 ns inside their slices (viewers bind a flow event to the slice that encloses
-// its time stamp; at the slice's very edge that is ambiguous).
-std::uint64_t inside_begin(const TraceEvent& e) { return e.end_ns >= e.begin_ns + 2 ? e.begin_ns + 1 : e.begin_ns; }
-std::uint64_t inside_end(const TraceEvent& e) { return e.end_ns >= e.begin_ns + 2 ? e.end_ns - 1 : e.begin_ns; }
+// An instant (begin == end) is drawn as a 1 ns slice, so that a flow can bind to it.
+std::uint64_t drawn_end(const TraceEvent& e) { return std::max(e.end_ns, e.begin_ns + 1); }
 
+// Flows (v1: "s" and "f" events) must bind to the same slices in every viewer:
+//  - Chrome DevTools binds a flow event only to an event of the same cat, pid, tid and ts;
+//  - Perfetto binds "s" (and "f" with "bp":"e") to the deepest slice open on the track at ts,
+//    and drops an "f" that comes before its "s" in time;
+//  - chrome://tracing (catapult) binds them to the slice that encloses ts.
+// So a flow starts at the exact begin of its send (cat "p2p") and ends at the exact begin of a
+// slice at the end of its receive: the "irecv done" instant, or a 1 ns "message received" mark
+// nested at the end of a blocking receive (a receive may begin long before the send). Flow
+// events come after every slice in the file: at equal ts, Perfetto orders the slice first
+// (newer versions sort slices with a duration first, older ones keep file order).
 std::uint64_t flow_key(int from, int to, int n, std::uint32_t seq) {
   return ((static_cast<std::uint64_t>(from) * static_cast<std::uint64_t>(n) + static_cast<std::uint64_t>(to)) << 32) | seq;
 }
@@ -121,8 +130,11 @@ TraceSummary trace_json(std::span<std::byte> area, const TraceJob& job,
     std::string exit = static_cast<std::size_t>(r) < job.runs.size() ? job.runs[static_cast<std::size_t>(r)].exit : "";
     exits += fmt::format("{}\"{}\"", r == 0 ? "" : ",", json_escape(exit.empty() ? "running" : exit));
   }
+  // No "displayTimeUnit": it is only a display hint in the format, but Perfetto versions of
+  // 2020-2023 read "ns" there as the unit of every "ts" and "dur" (the trace came out 1000 times
+  // too short); newer ones ignore it.
   buf += fmt::format(
-      "{{\"displayTimeUnit\":\"ns\",\n\"otherData\":{{\"tool\":\"cohortrun --trace\",\"job\":\"{}\","
+      "{{\"otherData\":{{\"tool\":\"cohortrun --trace\",\"job\":\"{}\","
       "\"command\":\"{}\",\"ranks\":{},\"clock\":\"CLOCK_MONOTONIC, microseconds since the job "
       "segment was created\",\"events_per_rank\":{},\"when_full\":\"the first events_per_rank "
       "events of each rank are kept, later ones are dropped and counted\",\"dropped_events\":[{}],"
@@ -138,12 +150,19 @@ TraceSummary trace_json(std::span<std::byte> area, const TraceJob& job,
                        r + 1, r);
   }
   // Sends by (sender, receiver, number): where each flow starts.
+  struct Flow {
+    int from_tid;
+    std::uint64_t from_ns;
+    int to_tid;
+    std::uint64_t to_ns;
+  };
+  std::vector<Flow> flows;
   std::unordered_map<std::uint64_t, std::uint64_t> sends;
   for (int r = 0; r < n; ++r) {
     for (const TraceEvent& e : transport::RankTrace(area, r).events()) {
       auto k = static_cast<TraceKind>(e.kind);
       if ((k == TraceKind::send || k == TraceKind::isend) && e.seq != 0 && e.peer >= 0 && e.peer < n) {
-        sends.emplace(flow_key(r, e.peer, n, e.seq), inside_begin(e));
+        sends.emplace(flow_key(r, e.peer, n, e.seq), e.begin_ns);
       }
     }
   }
@@ -158,19 +177,21 @@ TraceSummary trace_json(std::span<std::byte> area, const TraceJob& job,
       if (e.seq != 0) args += fmt::format(",\"message\":{}", e.seq);
       if (k != TraceKind::pool_task) args += fmt::format(",\"communicator\":{}", e.comm);
       if ((e.flags & transport::kTraceFailed) != 0) args += ",\"failed\":true";
-      // An instant is drawn as a 1 ns slice, so that a flow can bind to it.
       buf += fmt::format(",\n{{\"ph\":\"X\",\"name\":\"{}\",\"cat\":\"{}\",\"pid\":1,\"tid\":{},\"ts\":{},\"dur\":{},\"args\":{{{}}}}}",
                          json_escape(event_name(e)), category(k), r + 1, micros(e.begin_ns, origin),
-                         micros(std::max(e.end_ns, e.begin_ns + 1), e.begin_ns), args);
+                         micros(drawn_end(e), e.begin_ns), args);
       ++sum.events;
       if ((k == TraceKind::recv || k == TraceKind::recv_done) && e.seq != 0 && e.peer >= 0 && e.peer < n) {
         auto it = sends.find(flow_key(e.peer, r, n, e.seq));
         if (it != sends.end()) {
           ++sum.flows;
-          buf += fmt::format(",\n{{\"ph\":\"s\",\"name\":\"message\",\"cat\":\"flow\",\"id\":{},\"pid\":1,\"tid\":{},\"ts\":{}}}",
-                             sum.flows, e.peer + 1, micros(it->second, origin));
-          buf += fmt::format(",\n{{\"ph\":\"f\",\"bp\":\"e\",\"name\":\"message\",\"cat\":\"flow\",\"id\":{},\"pid\":1,\"tid\":{},\"ts\":{}}}",
-                             sum.flows, r + 1, micros(inside_end(e), origin));
+          std::uint64_t end = e.begin_ns;  // an instant: the flow ends on it
+          if (k == TraceKind::recv) {
+            end = e.end_ns >= e.begin_ns + 2 ? e.end_ns - 1 : e.begin_ns;
+            buf += fmt::format(",\n{{\"ph\":\"X\",\"name\":\"message received\",\"cat\":\"p2p\",\"pid\":1,\"tid\":{},\"ts\":{},\"dur\":0.001,\"args\":{{\"rank\":{},\"peer\":{},\"message\":{}}}}}",
+                               r + 1, micros(end, origin), r, e.peer, e.seq);
+          }
+          flows.push_back(Flow{e.peer + 1, it->second, r + 1, end});
         }
       }
       flush(false);
@@ -183,6 +204,15 @@ TraceSummary trace_json(std::span<std::byte> area, const TraceJob& job,
         ++sum.events;
       }
     }
+  }
+  std::uint64_t id = 0;
+  for (const Flow& f : flows) {
+    ++id;
+    buf += fmt::format(",\n{{\"ph\":\"s\",\"name\":\"message\",\"cat\":\"p2p\",\"id\":{},\"pid\":1,\"tid\":{},\"ts\":{}}}",
+                       id, f.from_tid, micros(f.from_ns, origin));
+    buf += fmt::format(",\n{{\"ph\":\"f\",\"bp\":\"e\",\"name\":\"message\",\"cat\":\"p2p\",\"id\":{},\"pid\":1,\"tid\":{},\"ts\":{}}}",
+                       id, f.to_tid, micros(f.to_ns, origin));
+    flush(false);
   }
   buf += "\n]}\n";
   flush(true);

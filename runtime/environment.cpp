@@ -83,7 +83,10 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
     segment_ = transport::Segment::format(mapping_.bytes(), 1, info_.job, false);
   }
   waiter_ = transport::Waiter(segment_, info_.rank, info_.oversubscribed);
-  if (!segment_.trace_area().empty()) trace_ = transport::RankTrace(segment_.trace_area(), info_.rank);
+  if (!segment_.trace_area().empty()) {
+    trace_ = transport::RankTrace(segment_.trace_area(), info_.rank);
+    trace_.prefault();
+  }
   collectives_ = {new collectives::Engine(segment_, info_.rank, info_.oversubscribed),
                   [](collectives::Engine* e) { delete e; }};
   p2p_ = {new p2p::Engine(segment_, waiter_, info_.rank, info_.size), [](p2p::Engine* e) { delete e; }};

@@ -1,5 +1,6 @@
 // The record path of cohortrun --trace (runtime/transport/trace.hpp): the clock, one event, the
-// counters of one message, and a whole traced send's bookkeeping (two clock reads, counters, event).
+// counters of one message, a whole traced send's bookkeeping (two clock reads, counters, event),
+// a traced isend's (an instant: one clock read) and a dropped event's (buffer full: no clock read).
 #include <benchmark/benchmark.h>
 
 #include <ctime>
@@ -68,16 +69,34 @@ void BM_TracedSendBookkeeping(benchmark::State& state) {
 }
 BENCHMARK(BM_TracedSendBookkeeping);
 
-// The same once the buffer is full (events counted, not stored).
+// A traced isend's bookkeeping: counters, one clock read (an instant), event.
+void BM_TracedIsendBookkeeping(benchmark::State& state) {
+  Area a;
+  RankTrace t(a.span(), 0);
+  std::uint32_t seq = 0;
+  for (auto _ : state) {
+    t.count_send(1, 8);
+    ++seq;
+    std::uint64_t now = cohort::transport::trace_clock_ns();
+    t.record(TraceEvent{now, now, 8, seq, 1, 0, 0, static_cast<std::uint16_t>(TraceKind::isend), 0, 0});
+    if (seq % kEvents == 0) t.stats().events.store(0);
+  }
+}
+BENCHMARK(BM_TracedIsendBookkeeping);
+
+// Once the buffer is full: counters, and the event only counted (no clock read).
 void BM_TracedSendBufferFull(benchmark::State& state) {
   Area a;
   RankTrace t(a.span(), 0);
   t.stats().events.store(kEvents);
   for (auto _ : state) {
-    std::uint64_t begin = cohort::transport::trace_clock_ns();
     t.count_send(1, 8);
-    std::uint64_t end = cohort::transport::trace_clock_ns();
-    t.record(TraceEvent{begin, end, 8, 1, 1, 0, 0, static_cast<std::uint16_t>(TraceKind::send), 0, 0});
+    if (t.keeps_next()) {
+      std::uint64_t now = cohort::transport::trace_clock_ns();
+      t.record(TraceEvent{now, now, 8, 1, 1, 0, 0, static_cast<std::uint16_t>(TraceKind::send), 0, 0});
+    } else {
+      t.count_dropped();
+    }
   }
 }
 BENCHMARK(BM_TracedSendBufferFull);

@@ -135,21 +135,32 @@ void Engine::flush_wakes() noexcept {
 
 // ---- tracing (cohortrun --trace / --stats) ----------------------------------------------------
 
-// One event for one call: begun at construction, recorded at destruction (with the failed flag
-// when an exception leaves the call). For receives, peer, seq and bytes come from the operation.
+// One event for one call: begun at construction, recorded at destruction; failed unless done()
+// was called (an exception left the call). For receives, peer, seq and bytes come from the
+// operation. An instant (an eager non-blocking send) reads the clock once, when the call begins:
+// its flow must start before the receive can end. While the buffer is full the clock is not read
+// at all: the event is only counted.
 struct Engine::TraceScope {
   TraceScope(Engine& e, transport::TraceKind kind, int peer, int tag, std::uint32_t comm,
-             std::size_t bytes, std::uint32_t seq, const Operation* operation = nullptr) noexcept
-      : engine(e), op(operation), exceptions(std::uncaught_exceptions()) {
-    event = transport::TraceEvent{transport::trace_clock_ns(), 0, bytes, seq, peer, tag, comm,
-                                  static_cast<std::uint16_t>(kind), 0, 0};
+             std::size_t bytes, std::uint32_t seq, const Operation* operation = nullptr,
+             bool is_instant = false) noexcept
+      : engine(e), op(operation), instant(is_instant), keep(e.trace_.keeps_next()) {
+    if (keep) {
+      event = transport::TraceEvent{transport::trace_clock_ns(), 0, bytes, seq, peer, tag, comm,
+                                    static_cast<std::uint16_t>(kind), 0, 0};
+    }
   }
   TraceScope(const TraceScope&) = delete;
   TraceScope& operator=(const TraceScope&) = delete;
+  void done() noexcept { ok = true; }
   ~TraceScope() {
     if (!engine.trace_.events_on()) return;
-    event.end_ns = transport::trace_clock_ns();
-    if (std::uncaught_exceptions() > exceptions) event.flags |= transport::kTraceFailed;
+    if (!keep) {
+      engine.trace_.count_dropped();
+      return;
+    }
+    event.end_ns = instant ? event.begin_ns : transport::trace_clock_ns();
+    if (!ok) event.flags |= transport::kTraceFailed;
     if (op != nullptr) {
       event.peer = op->matched_source;
       event.seq = op->trace_seq;
@@ -161,7 +172,9 @@ struct Engine::TraceScope {
 
   Engine& engine;
   const Operation* op;
-  int exceptions;
+  bool instant;
+  bool keep;
+  bool ok = false;
   transport::TraceEvent event{};
 };
 
@@ -173,6 +186,10 @@ std::uint32_t Engine::next_sent_seq(int dest, std::size_t bytes) noexcept {
 void Engine::traced_recv_complete(const Operation& op, int source, std::size_t bytes) noexcept {
   trace_.count_receive(bytes);
   if (op.blocking || !trace_.events_on()) return;  // a blocking recv records its own span
+  if (!trace_.keeps_next()) {
+    trace_.count_dropped();
+    return;
+  }
   std::uint64_t now = transport::trace_clock_ns();
   trace_.record(transport::TraceEvent{now, now, bytes, op.trace_seq, source, op.status.tag.value(),
                                       op.comm->context(),
@@ -439,6 +456,7 @@ void Engine::traced_send(CommunicatorImpl& comm, int dest, int tag, const SendBu
   TraceScope scope(*this, transport::TraceKind::send, dest, tag, comm.context(), b.bytes,
                    next_sent_seq(dest, b.bytes));
   send_now(comm, dest, tag, b);
+  scope.done();
 }
 
 void Engine::send_now(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b) {
@@ -480,9 +498,12 @@ void Engine::send_now(CommunicatorImpl& comm, int dest, int tag, const SendBuffe
 
 Request Engine::traced_isend(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b,
                              std::shared_ptr<const void> keep_alive) {
+  // An eager isend is an instant (one clock read); a larger one may move data before it returns.
   TraceScope scope(*this, transport::TraceKind::isend, dest, tag, comm.context(), b.bytes,
-                   next_sent_seq(dest, b.bytes));
-  return isend_now(comm, dest, tag, b, std::move(keep_alive));
+                   next_sent_seq(dest, b.bytes), nullptr, b.bytes <= eager_max_);
+  Request r = isend_now(comm, dest, tag, b, std::move(keep_alive));
+  scope.done();
+  return r;
 }
 
 Request Engine::isend_now(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b,
@@ -651,7 +672,9 @@ Status Engine::recv(CommunicatorImpl& comm, int source, int tag, const RecvTarge
   op.blocking = true;
   if (trace_.on()) [[unlikely]] {
     TraceScope scope(*this, transport::TraceKind::recv, source, tag, comm.context(), 0, 0, &op);
-    return receive(op);
+    Status st = receive(op);
+    scope.done();
+    return st;
   }
   return receive(op);
 }
@@ -740,6 +763,7 @@ Status Engine::probe(CommunicatorImpl& comm, int source, int tag) {
   };
   waiter_.wait(ready, transport::WaitFor{transport::WaitOp::probe, source, tag, comm.context()},
                lost, on_lost);
+  if (scope) scope->done();
   return *found;
 }
 

@@ -49,6 +49,13 @@ RankTrace::RankTrace(std::span<std::byte> area, int rank) noexcept {
   events_ = reinterpret_cast<TraceEvent*>(b + sizeof(RankStats) + 2 * row_bytes(ranks_));
 }
 
+void RankTrace::prefault() const noexcept {
+  auto* bytes = reinterpret_cast<std::byte*>(events_);
+  const std::size_t n = sizeof(TraceEvent) * static_cast<std::size_t>(capacity_);
+  // Nothing is counted yet, so no reader looks at these bytes; they are zero already.
+  for (std::size_t i = 0; i < n; i += 4096) bytes[i] = std::byte{0};
+}
+
 std::span<const TraceEvent> RankTrace::events() const noexcept {
   if (stats_ == nullptr) return {};
   std::uint64_t n = stats_->events.load(std::memory_order_acquire);

@@ -126,9 +126,25 @@ class RankTrace {
   /// Owner only. Appends `e` (dropped when the buffer is full; always counted).
   void record(const TraceEvent& e) const noexcept {
     std::uint64_t n = stats_->events.load(std::memory_order_relaxed);
-    if (n < capacity_) events_[n] = e;
+    if (n < capacity_) {
+      events_[n] = e;
+      // The buffer is written once, front to back, and is cold: fetch the line a few events
+      // ahead for writing, so that a later event's store does not wait for memory (~25-50 ns
+      // per event on the 2-core VM, bench/trace).
+      if (n + kPrefetchEvents < capacity_) __builtin_prefetch(&events_[n + kPrefetchEvents], 1, 3);
+    }
     stats_->events.store(n + 1, std::memory_order_release);
   }
+  /// Owner only: whether the next event will be kept (false when the buffer is full or events
+  /// are off), so that a caller can skip reading the clock for an event that would be dropped.
+  [[nodiscard]] bool keeps_next() const noexcept {
+    return stats_->events.load(std::memory_order_relaxed) < capacity_;
+  }
+  /// Owner only: counts an event that is not kept (the buffer is full).
+  void count_dropped() const noexcept { add(stats_->events, 1); }
+  /// Owner only, once at attach: touches each page of the event buffer, so that its page faults
+  /// (shared memory is allocated on first touch) happen at start rather than in traced calls.
+  void prefault() const noexcept;
   /// Owner only: counter += v.
   static void add(std::atomic<std::uint64_t>& counter, std::uint64_t v) noexcept {
     counter.store(counter.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
@@ -150,6 +166,7 @@ class RankTrace {
   [[nodiscard]] std::uint64_t dropped() const noexcept;
 
  private:
+  static constexpr std::uint64_t kPrefetchEvents = 8;
   RankStats* stats_ = nullptr;
   std::atomic<std::uint64_t>* bytes_to_ = nullptr;
   std::atomic<std::uint64_t>* messages_to_ = nullptr;

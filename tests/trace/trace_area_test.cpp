@@ -59,11 +59,33 @@ TEST(TraceArea, KeepsTheFirstEventsAndCountsTheDropped) {
   EXPECT_EQ(t.stats().events.load(), 10u);
 }
 
+// The traced calls ask keeps_next() before reading the clock; an event the full buffer would drop
+// is only counted. prefault() (at attach) leaves the block as it was.
+TEST(TraceArea, FullBufferCountsWithoutStoring) {
+  Area a(2, 3);
+  RankTrace t(a.span(), 1);
+  t.prefault();
+  EXPECT_TRUE(t.events().empty());
+  EXPECT_EQ(RankTrace(a.span(), 0).stats().events.load(), 0u);
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(t.keeps_next());
+    t.record(event(i));
+  }
+  EXPECT_FALSE(t.keeps_next());
+  t.count_dropped();
+  t.count_dropped();
+  ASSERT_EQ(t.events().size(), 3u);
+  EXPECT_EQ(t.events()[2].seq, 2u);
+  EXPECT_EQ(t.dropped(), 2u);
+  EXPECT_TRUE(RankTrace(a.span(), 0).events().empty());
+}
+
 TEST(TraceArea, StatisticsOnlyKeepsNoEvents) {
   Area a(2, 0);
   RankTrace t(a.span(), 1);
   EXPECT_TRUE(t.on());
   EXPECT_FALSE(t.events_on());
+  EXPECT_FALSE(t.keeps_next());
   t.count_send(0, 8);
   EXPECT_EQ(RankTrace(a.span(), 1).bytes_to(0).load(), 8u);
 }

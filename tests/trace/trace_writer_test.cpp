@@ -44,18 +44,47 @@ TEST_F(TwoRanks, TraceHasTracksSpansAndOneFlow) {
                                 [&](std::string_view piece) { json += piece; });
   EXPECT_EQ(sum.flows, 1u);
   EXPECT_EQ(sum.dropped, 0u);
-  EXPECT_EQ(sum.events, 4u);  // two spans, two process ends
+  EXPECT_EQ(sum.events, 4u);  // two spans, two process ends (the received mark is not an event)
   EXPECT_NE(json.find(R"("command":"prog \"x\"")"), std::string::npos) << json;
   EXPECT_NE(json.find(R"x("name":"rank 1 (pid 101)")x"), std::string::npos) << json;
-  // Times are microseconds since the origin: the send spans 1.000 .. 2.500 us; flows start and
-  // end 1 ns inside their slices.
+  // Times are microseconds since the origin: the send spans 1.000 .. 2.500 us. The flow starts at
+  // the send's exact begin and ends on a 1 ns mark at the end of the blocking receive (viewers
+  // bind flow events to slices of the same cat and ts); flow events come after every slice.
   EXPECT_NE(json.find(R"("name":"send to 1","cat":"p2p","pid":1,"tid":1,"ts":1.000,"dur":1.500)"),
             std::string::npos) << json;
-  EXPECT_NE(json.find(R"({"ph":"s","name":"message","cat":"flow","id":1,"pid":1,"tid":1,"ts":1.001})"),
+  EXPECT_NE(json.find(R"("name":"message received","cat":"p2p","pid":1,"tid":2,"ts":2.999,"dur":0.001)"),
             std::string::npos) << json;
-  EXPECT_NE(json.find(R"({"ph":"f","bp":"e","name":"message","cat":"flow","id":1,"pid":1,"tid":2,"ts":2.999})"),
+  const auto start = json.find(R"({"ph":"s","name":"message","cat":"p2p","id":1,"pid":1,"tid":1,"ts":1.000})");
+  EXPECT_NE(start, std::string::npos) << json;
+  EXPECT_NE(json.find(R"({"ph":"f","bp":"e","name":"message","cat":"p2p","id":1,"pid":1,"tid":2,"ts":2.999})"),
             std::string::npos) << json;
+  EXPECT_GT(start, json.rfind(R"("ph":"X")")) << json;
+  // "displayTimeUnit":"ns" made Perfetto versions of 2020-2023 read every "ts" as nanoseconds.
+  EXPECT_EQ(json.find("displayTimeUnit"), std::string::npos) << json;
   EXPECT_NE(json.find(R"("name":"killed by SIGKILL")"), std::string::npos) << json;
+}
+
+// An isend and a completed irecv are instants, drawn as 1 ns slices; the flow goes from the
+// first to the second, at their exact time stamps.
+TEST_F(TwoRanks, InstantsCarryTheFlow) {
+  RankTrace r1(area(), 1);
+  RankTrace r0(area(), 0);
+  r0.record(TraceEvent{1'004'000, 1'004'000, 8, 2, 1, 7, 0,
+                       static_cast<std::uint16_t>(TraceKind::isend), 0, 0});
+  r1.record(TraceEvent{1'005'000, 1'005'000, 8, 2, 0, 7, 0,
+                       static_cast<std::uint16_t>(TraceKind::recv_done), 0, 0});
+  std::string json;
+  TraceSummary sum = trace_json(area(), TraceJob{"abc", "prog", runs_},
+                                [&](std::string_view piece) { json += piece; });
+  EXPECT_EQ(sum.flows, 2u);
+  EXPECT_NE(json.find(R"("name":"isend to 1","cat":"p2p","pid":1,"tid":1,"ts":4.000,"dur":0.001)"),
+            std::string::npos) << json;
+  EXPECT_NE(json.find(R"("name":"irecv done from 0","cat":"p2p","pid":1,"tid":2,"ts":5.000,"dur":0.001)"),
+            std::string::npos) << json;
+  EXPECT_NE(json.find(R"({"ph":"s","name":"message","cat":"p2p","id":2,"pid":1,"tid":1,"ts":4.000})"),
+            std::string::npos) << json;
+  EXPECT_NE(json.find(R"({"ph":"f","bp":"e","name":"message","cat":"p2p","id":2,"pid":1,"tid":2,"ts":5.000})"),
+            std::string::npos) << json;
 }
 
 TEST_F(TwoRanks, StatisticsMatrixAndTable) {
