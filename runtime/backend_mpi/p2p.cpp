@@ -6,18 +6,27 @@
 // type fingerprint), so a receive can check what it gets; Status::bytes is then the size on the
 // wire (encoding + 16), the same for probe and recv.
 //
-// Every receive learns the size first with a matched probe (MPI_Mprobe / MPI_Improbe, then
-// MPI_Mrecv / MPI_Imrecv on the message it matched: thread-safe, and any-source receives of
-// unknown size cannot race with another receive). So a message larger than the buffer is never
-// handed to MPI to truncate (Open MPI 4.1's single-copy path writes past the buffer then): it is
-// received into scratch memory and reported as cohort::TruncationError.
+// Open MPI 4.1.4 writes past a receive buffer when a message longer than the buffer arrives by its
+// rendezvous protocol (above ~4 KiB on one node: the CMA get fetches the sender's whole length;
+// eager messages are cut correctly). Checked with guard bytes after the buffer: 4096 bytes into
+// an 8-byte receive wrote 4088 bytes past it. So MPI is never given a buffer a message could
+// overrun:
+// - A blocking receive of raw bytes into a buffer of at most 4 KiB, with no earlier non-blocking
+//   receive still waiting, is an MPI_Recv of count INT_MAX into a per-thread scratch reservation
+//   of INT_MAX bytes (address space only; no Cohort message is larger, to_count), then a copy into
+//   the caller's buffer. That is plain MPI's pre-posted receive; a message that does not fit is
+//   reported with its exact size as cohort::TruncationError and discarded.
+// - Every other receive learns the size first with a matched probe (MPI_Mprobe / MPI_Improbe,
+//   then MPI_Mrecv / MPI_Imrecv on the message it matched: thread-safe, and any-source receives
+//   of unknown size cannot race with another receive); a message larger than the buffer is
+//   received into scratch memory and reported as cohort::TruncationError.
 //
 // Receives match in the order they were posted: pending non-blocking receives are probed in post
-// order, and a receive is not probed while an earlier pending one that could match the same
-// message is still unmatched. A blocking send to oneself, or of more than 4 KiB (Open MPI's eager
-// size), is buffered: a copy sent with MPI_Isend and reaped later, so that it returns before the
-// receive is posted, as on the shared-memory backend (two ranks may both send first). isend never
-// copies a raw payload.
+// order, a receive is not probed while an earlier pending one that could match the same message
+// is still unmatched, and a blocking receive waits behind pending ones. A blocking send to
+// oneself, or of more than 4040 bytes (Open MPI's eager size on one node), is buffered: a copy
+// sent with MPI_Isend and reaped later, so that it returns before the receive is posted, as on
+// the shared-memory backend (two ranks may both send first). isend never copies a raw payload.
 #include <sched.h>
 
 #include <algorithm>
@@ -64,7 +73,10 @@ namespace {
 using backend_mpi::check;
 using backend_mpi::mpi_comm;
 
-constexpr std::size_t kBufferedSendBytes = 4096;  // Open MPI's eager limit on one node (vader)
+// The largest message Open MPI 4.1.4 sends eagerly on one node (btl_vader_eager_limit 4096 minus
+// its headers: measured, an MPI_Isend of 4041 bytes does not complete before its receive is
+// posted). A larger standard-mode send waits for its receive.
+constexpr std::size_t kBufferedSendBytes = 4040;
 constexpr std::size_t kScratchRecvBytes = 4096;   // blocking raw receives this small: the scratch
 constexpr std::size_t kScratchKeepBytes = 64 << 10;  // scratch pages kept after a large message
 constexpr std::uint64_t kTrailerMagic = 0xC0407752'53E2A11DULL;
