@@ -129,9 +129,20 @@ const std::unordered_map<std::uint32_t, Builtin>& builtins() {
 }
 
 const Builtin* builtin_of(const Combiner& c) {
+  // The last answer first: programs reduce with the same operation over and over, and a small
+  // allreduce is a few hundred instructions of MPI (the table never changes, so it stays right).
+  struct Last {
+    decltype(Combiner::fn) fn = nullptr;
+    std::uint32_t op_id = 0;
+    const Builtin* builtin = nullptr;
+  };
+  thread_local Last last;
+  if (c.fn == last.fn && c.op_id == last.op_id) return last.builtin;
   const auto& t = builtins();
   auto it = t.find(c.op_id);
-  return it != t.end() && it->second.fn == c.fn ? &it->second : nullptr;
+  const Builtin* b = it != t.end() && it->second.fn == c.fn ? &it->second : nullptr;
+  last = Last{c.fn, c.op_id, b};
+  return b;
 }
 
 int g_keyval = MPI_KEYVAL_INVALID;
@@ -251,7 +262,7 @@ bool mpi_reduction_exact(const CommunicatorImpl& c, const Builtin* b) {
 MPI_Comm internal_comm(const CommunicatorImpl& c) {
   auto* h = static_cast<backend_mpi::CommHandle*>(c.backend());
   if (h->internal == MPI_COMM_NULL) {  // collective: every member reaches its first chain together
-    check(MPI_Comm_dup(h->comm, &h->internal), c, "reduction");
+    check(backend_mpi::dup_quietly(h->comm, &h->internal), c, "reduction");
     MPI_Comm_set_errhandler(h->internal, MPI_ERRORS_RETURN);
   }
   return h->internal;
@@ -475,15 +486,19 @@ std::shared_ptr<CommunicatorImpl> collective_split(CommunicatorImpl& c, int colo
     collective_bad_argument(c, "split", fmt::format("color {} is negative; use a color >= 0 or "
                                                     "cohort::undefined", color));
   }
-  MPI_Comm comm = MPI_COMM_NULL;
-  check(MPI_Comm_split(mpi_comm(c), color == cohort::undefined ? MPI_UNDEFINED : color, key, &comm), c, "split");
+  // Split a throwaway duplicate (see backend_mpi::dup_quietly): `c` keeps its quick progress loop.
+  MPI_Comm parent = MPI_COMM_NULL, comm = MPI_COMM_NULL;
+  check(backend_mpi::dup_quietly(mpi_comm(c), &parent), c, "split");
+  int rc = MPI_Comm_split(parent, color == cohort::undefined ? MPI_UNDEFINED : color, key, &comm);
+  MPI_Comm_free(&parent);
+  check(rc, c, "split");
   if (comm == MPI_COMM_NULL) return nullptr;
   return wrap(c, comm);
 }
 
 std::shared_ptr<CommunicatorImpl> collective_dup(CommunicatorImpl& c) {
   MPI_Comm comm = MPI_COMM_NULL;
-  check(MPI_Comm_dup(mpi_comm(c), &comm), c, "dup");
+  check(backend_mpi::dup_quietly(mpi_comm(c), &comm), c, "dup");
   return wrap(c, comm);
 }
 
