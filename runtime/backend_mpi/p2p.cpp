@@ -32,10 +32,11 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
-#include <system_error>
 #include <deque>
 #include <mutex>
+#include <system_error>
 
 #include <fmt/format.h>
 
@@ -423,7 +424,7 @@ void wait_op(Operation& op) {
 /// of address space per thread (reserved, not committed). No Cohort message is larger (MPI counts
 /// are int: to_count), so a receive of count INT_MAX into it can never be truncated, and Open MPI
 /// never gets the chance to write past a buffer (see the top). Null when the address space could
-/// not be reserved: receives then take the matched probe.
+/// not be reserved, or with COHORT_MPI_RECV_SCRATCH=0: receives then take the matched probe.
 platform::Reservation* receive_scratch() noexcept {
   struct Scratch {
     platform::Reservation region;
@@ -432,9 +433,12 @@ platform::Reservation* receive_scratch() noexcept {
   thread_local Scratch s;
   if (!s.tried) {
     s.tried = true;
-    try {
-      s.region = platform::Reservation(static_cast<std::size_t>(INT_MAX), "MPI receive scratch");
-    } catch (const std::system_error&) {  // e.g. strict overcommit: keep the matched probe
+    const char* off = std::getenv("COHORT_MPI_RECV_SCRATCH");
+    if (off == nullptr || std::strcmp(off, "0") != 0) {
+      try {
+        s.region = platform::Reservation(static_cast<std::size_t>(INT_MAX), "MPI receive scratch");
+      } catch (const std::exception&) {  // e.g. strict overcommit or RLIMIT_AS: the matched probe
+      }
     }
   }
   return s.region.data() != nullptr ? &s.region : nullptr;
