@@ -336,7 +336,13 @@ void collective_reduce(CommunicatorImpl& c, const void* in, void* out, std::size
 
 void collective_allreduce(CommunicatorImpl& c, const void* in, void* out, std::size_t bytes,
                           const Combiner& op) {
-  if (!mpi_reduction_exact(c, builtin_of(op))) {
+  const Builtin* b = builtin_of(op);
+  if (mpi_reduction_exact(c, b) && bytes % op.elem_bytes == 0) {  // the common case, directly
+    int count = backend_mpi::to_count(c, bytes / op.elem_bytes, "allreduce");
+    check(MPI_Allreduce(send_buffer(in, out), out, count, b->type, b->op, mpi_comm(c)), c, "allreduce");
+    return;
+  }
+  if (!mpi_reduction_exact(c, b)) {
     if (in != out && bytes > 0) std::memcpy(out, in, bytes);
     chain(c, "allreduce", static_cast<std::byte*>(out), bytes, op);
     check(MPI_Bcast(out, backend_mpi::to_count(c, bytes, "allreduce"), MPI_BYTE, c.size() - 1,
