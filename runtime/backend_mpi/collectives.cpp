@@ -15,6 +15,7 @@
 #include <functional>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -334,8 +335,44 @@ void collective_reduce(CommunicatorImpl& c, const void* in, void* out, std::size
   check(MPI_Reduce(send, at_root ? out : nullptr, r.count, r.type, r.op, root, mpi_comm(c)), c, "reduce");
 }
 
+namespace {
+
+constexpr std::size_t kEagerBytes = 4040;  // Open MPI 4.1.4's eager payload on one node (p2p.cpp)
+constexpr int kPairTag = 2;               // on the internal communicator (the chain uses 0 and 1)
+
+/// Allreduce of two ranks and at most kEagerBytes: each rank sends its value to the other and
+/// folds x0 op x1 itself, so both hold the same bits (Cohort's left fold; for built-ins the
+/// result MPI gives at two ranks too). MPI's recursive doubling does the same exchange plus a
+/// temporary buffer, a copy and a pair of requests. Both sends are eager (they complete without
+/// the receive, and a size mismatch between the ranks can only be cut, never written past), and
+/// they travel on the internal communicator, out of sight of user receives.
+void allreduce_pair(CommunicatorImpl& c, const void* in, void* out, std::size_t bytes, const Combiner& op) {
+  MPI_Comm comm = internal_comm(c);
+  const int peer = 1 - c.rank();
+  const int count = static_cast<int>(bytes);
+  thread_local std::vector<std::byte> other;
+  if (other.size() < bytes) other.resize(kEagerBytes);
+  check(MPI_Send(in, count, MPI_BYTE, peer, kPairTag, comm), c, "allreduce");
+  check(MPI_Recv(other.data(), count, MPI_BYTE, peer, kPairTag, comm, MPI_STATUS_IGNORE), c, "allreduce");
+  const std::size_t n = bytes / op.elem_bytes;
+  if (c.rank() == 0) {  // out = mine op theirs
+    if (in != out) std::memcpy(out, in, bytes);
+    op.fn(op.op, out, other.data(), n);
+  } else {  // out = theirs op mine (`in` is intact until the copy, in place or not)
+    op.fn(op.op, other.data(), in, n);
+    std::memcpy(out, other.data(), bytes);
+  }
+}
+
+}  // namespace
+
 void collective_allreduce(CommunicatorImpl& c, const void* in, void* out, std::size_t bytes,
                           const Combiner& op) {
+  if (c.size() == 2 && bytes != 0 && bytes <= kEagerBytes && op.elem_bytes != 0 &&
+      bytes % op.elem_bytes == 0) {
+    allreduce_pair(c, in, out, bytes, op);
+    return;
+  }
   const Builtin* b = builtin_of(op);
   if (mpi_reduction_exact(c, b) && bytes % op.elem_bytes == 0) {  // the common case, directly
     int count = backend_mpi::to_count(c, bytes / op.elem_bytes, "allreduce");
