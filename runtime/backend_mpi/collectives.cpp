@@ -344,7 +344,7 @@ constexpr int kPairTag = 2;               // on the internal communicator (the c
 /// folds x0 op x1 itself, so both hold the same bits (Cohort's left fold; for built-ins the
 /// result MPI gives at two ranks too). MPI's recursive doubling does the same exchange plus a
 /// temporary buffer, a copy and a pair of requests. Both sends are eager (they complete without
-/// the receive, and a size mismatch between the ranks can only be cut, never written past), and
+/// the receive, and a size mismatch between the ranks is a CollectiveMismatch, never a write past a buffer), and
 /// they travel on the internal communicator, out of sight of user receives.
 void allreduce_pair(CommunicatorImpl& c, const void* in, void* out, std::size_t bytes, const Combiner& op) {
   MPI_Comm comm = internal_comm(c);
@@ -353,7 +353,16 @@ void allreduce_pair(CommunicatorImpl& c, const void* in, void* out, std::size_t 
   thread_local std::vector<std::byte> other;
   if (other.size() < bytes) other.resize(kEagerBytes);
   check(MPI_Send(in, count, MPI_BYTE, peer, kPairTag, comm), c, "allreduce");
-  check(MPI_Recv(other.data(), count, MPI_BYTE, peer, kPairTag, comm, MPI_STATUS_IGNORE), c, "allreduce");
+  MPI_Status st;
+  check(MPI_Recv(other.data(), count, MPI_BYTE, peer, kPairTag, comm, &st), c, "allreduce");
+  int got = 0;
+  MPI_Get_count(&st, MPI_BYTE, &got);
+  if (got != count) {
+    throw CollectiveMismatch(fmt::format(
+        "{}: rank {} passed {} bytes, this rank {}; every rank must call collectives in the same "
+        "order with matching arguments",
+        where(c, "allreduce"), peer, got, count));
+  }
   const std::size_t n = bytes / op.elem_bytes;
   if (c.rank() == 0) {  // out = mine op theirs
     if (in != out) std::memcpy(out, in, bytes);
