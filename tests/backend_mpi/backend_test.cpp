@@ -286,4 +286,33 @@ TEST(BackendMpi, BlockingReceiveComesAfterEarlierIrecvs) {
   for (std::int32_t i = 0; i < 3; ++i) EXPECT_EQ(w.recv<std::int32_t>(left, cohort::Tag{7}), i);
 }
 
+// At two ranks a small allreduce is a message exchange of its own (collectives.cpp), on the
+// internal communicator: a pending user receive for any source and any tag is left alone, and
+// both ranks hold the same left fold (a non-commutative one too), in place or not.
+TEST(BackendMpi, SmallAllreduceStaysOutOfUserReceives) {
+  auto& w = world();
+  std::int32_t got = -1;
+  cohort::Request r = w.irecv(got, cohort::any_source, cohort::any_tag);
+  const double x = w.allreduce(1.5 * (w.rank() + 1), std::plus<>{});
+  double expect = 0;
+  for (int k = 0; k < w.size(); ++k) expect += 1.5 * (k + 1);
+  EXPECT_EQ(x, expect);
+  std::array<float, 3> v{static_cast<float>(w.rank()), -static_cast<float>(w.rank()), 0.25f};
+  w.allreduce(v, cohort::max);  // in place
+  EXPECT_EQ(v[0], static_cast<float>(w.size() - 1));
+  EXPECT_EQ(v[1], 0.0f);
+  EXPECT_EQ(v[2], 0.25f);
+  std::vector<std::int64_t> words(100, w.rank() + 1), folded(100);
+  w.allreduce(words, folded, [](std::int64_t a, std::int64_t b) { return a * 10 + b; });  // not commutative
+  std::int64_t fold = 1;
+  for (int k = 1; k < w.size(); ++k) fold = fold * 10 + (k + 1);
+  for (std::int64_t f : folded) EXPECT_EQ(f, fold);
+  EXPECT_FALSE(r.test().has_value());  // nothing for the user yet
+  w.barrier();                         // (no rank sends before every rank has looked)
+  w.send(std::int32_t{100 + w.rank()}, right_of(w), cohort::Tag{50});
+  cohort::Status st = r.wait();
+  EXPECT_EQ(got, 100 + left_of(w));
+  EXPECT_EQ(st.tag, cohort::Tag{50});
+}
+
 }  // namespace
