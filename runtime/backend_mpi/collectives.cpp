@@ -15,6 +15,7 @@
 #include <functional>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -129,9 +130,20 @@ const std::unordered_map<std::uint32_t, Builtin>& builtins() {
 }
 
 const Builtin* builtin_of(const Combiner& c) {
+  // The last answer first: programs reduce with the same operation over and over, and a small
+  // allreduce is a few hundred instructions of MPI (the table never changes, so it stays right).
+  struct Last {
+    decltype(Combiner::fn) fn = nullptr;
+    std::uint32_t op_id = 0;
+    const Builtin* builtin = nullptr;
+  };
+  thread_local Last last;
+  if (c.fn == last.fn && c.op_id == last.op_id) return last.builtin;
   const auto& t = builtins();
   auto it = t.find(c.op_id);
-  return it != t.end() && it->second.fn == c.fn ? &it->second : nullptr;
+  const Builtin* b = it != t.end() && it->second.fn == c.fn ? &it->second : nullptr;
+  last = Last{c.fn, c.op_id, b};
+  return b;
 }
 
 int g_keyval = MPI_KEYVAL_INVALID;
@@ -251,7 +263,7 @@ bool mpi_reduction_exact(const CommunicatorImpl& c, const Builtin* b) {
 MPI_Comm internal_comm(const CommunicatorImpl& c) {
   auto* h = static_cast<backend_mpi::CommHandle*>(c.backend());
   if (h->internal == MPI_COMM_NULL) {  // collective: every member reaches its first chain together
-    check(MPI_Comm_dup(h->comm, &h->internal), c, "reduction");
+    check(backend_mpi::dup_quietly(h->comm, &h->internal), c, "reduction");
     MPI_Comm_set_errhandler(h->internal, MPI_ERRORS_RETURN);
   }
   return h->internal;
@@ -323,9 +335,60 @@ void collective_reduce(CommunicatorImpl& c, const void* in, void* out, std::size
   check(MPI_Reduce(send, at_root ? out : nullptr, r.count, r.type, r.op, root, mpi_comm(c)), c, "reduce");
 }
 
+namespace {
+
+constexpr std::size_t kEagerBytes = 4040;  // Open MPI 4.1.4's eager payload on one node (p2p.cpp)
+constexpr int kPairTag = 2;               // on the internal communicator (the chain uses 0 and 1)
+
+/// Allreduce of two ranks and at most kEagerBytes: each rank sends its value to the other and
+/// folds x0 op x1 itself, so both hold the same bits (Cohort's left fold; for built-ins the
+/// result MPI gives at two ranks too). MPI's recursive doubling does the same exchange plus a
+/// temporary buffer, a copy and a pair of requests. Both sends are eager (they complete without
+/// the receive, and a size mismatch between the ranks is a CollectiveMismatch, never a write past a buffer), and
+/// they travel on the internal communicator, out of sight of user receives.
+void allreduce_pair(CommunicatorImpl& c, const void* in, void* out, std::size_t bytes, const Combiner& op) {
+  MPI_Comm comm = internal_comm(c);
+  const int peer = 1 - c.rank();
+  const int count = static_cast<int>(bytes);
+  thread_local std::vector<std::byte> other;
+  if (other.size() < bytes) other.resize(kEagerBytes);
+  check(MPI_Send(in, count, MPI_BYTE, peer, kPairTag, comm), c, "allreduce");
+  MPI_Status st;
+  check(MPI_Recv(other.data(), count, MPI_BYTE, peer, kPairTag, comm, &st), c, "allreduce");
+  int got = 0;
+  MPI_Get_count(&st, MPI_BYTE, &got);
+  if (got != count) {
+    throw CollectiveMismatch(fmt::format(
+        "{}: rank {} passed {} bytes, this rank {}; every rank must call collectives in the same "
+        "order with matching arguments",
+        where(c, "allreduce"), peer, got, count));
+  }
+  const std::size_t n = bytes / op.elem_bytes;
+  if (c.rank() == 0) {  // out = mine op theirs
+    if (in != out) std::memcpy(out, in, bytes);
+    op.fn(op.op, out, other.data(), n);
+  } else {  // out = theirs op mine (`in` is intact until the copy, in place or not)
+    op.fn(op.op, other.data(), in, n);
+    std::memcpy(out, other.data(), bytes);
+  }
+}
+
+}  // namespace
+
 void collective_allreduce(CommunicatorImpl& c, const void* in, void* out, std::size_t bytes,
                           const Combiner& op) {
-  if (!mpi_reduction_exact(c, builtin_of(op))) {
+  if (c.size() == 2 && bytes != 0 && bytes <= kEagerBytes && op.elem_bytes != 0 &&
+      bytes % op.elem_bytes == 0) {
+    allreduce_pair(c, in, out, bytes, op);
+    return;
+  }
+  const Builtin* b = builtin_of(op);
+  if (mpi_reduction_exact(c, b) && bytes % op.elem_bytes == 0) {  // the common case, directly
+    int count = backend_mpi::to_count(c, bytes / op.elem_bytes, "allreduce");
+    check(MPI_Allreduce(send_buffer(in, out), out, count, b->type, b->op, mpi_comm(c)), c, "allreduce");
+    return;
+  }
+  if (!mpi_reduction_exact(c, b)) {
     if (in != out && bytes > 0) std::memcpy(out, in, bytes);
     chain(c, "allreduce", static_cast<std::byte*>(out), bytes, op);
     check(MPI_Bcast(out, backend_mpi::to_count(c, bytes, "allreduce"), MPI_BYTE, c.size() - 1,
@@ -475,15 +538,19 @@ std::shared_ptr<CommunicatorImpl> collective_split(CommunicatorImpl& c, int colo
     collective_bad_argument(c, "split", fmt::format("color {} is negative; use a color >= 0 or "
                                                     "cohort::undefined", color));
   }
-  MPI_Comm comm = MPI_COMM_NULL;
-  check(MPI_Comm_split(mpi_comm(c), color == cohort::undefined ? MPI_UNDEFINED : color, key, &comm), c, "split");
+  // Split a throwaway duplicate (see backend_mpi::dup_quietly): `c` keeps its quick progress loop.
+  MPI_Comm parent = MPI_COMM_NULL, comm = MPI_COMM_NULL;
+  check(backend_mpi::dup_quietly(mpi_comm(c), &parent), c, "split");
+  int rc = MPI_Comm_split(parent, color == cohort::undefined ? MPI_UNDEFINED : color, key, &comm);
+  MPI_Comm_free(&parent);
+  check(rc, c, "split");
   if (comm == MPI_COMM_NULL) return nullptr;
   return wrap(c, comm);
 }
 
 std::shared_ptr<CommunicatorImpl> collective_dup(CommunicatorImpl& c) {
   MPI_Comm comm = MPI_COMM_NULL;
-  check(MPI_Comm_dup(mpi_comm(c), &comm), c, "dup");
+  check(backend_mpi::dup_quietly(mpi_comm(c), &comm), c, "dup");
   return wrap(c, comm);
 }
 

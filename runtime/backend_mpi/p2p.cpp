@@ -6,24 +6,37 @@
 // type fingerprint), so a receive can check what it gets; Status::bytes is then the size on the
 // wire (encoding + 16), the same for probe and recv.
 //
-// Every receive learns the size first with a matched probe (MPI_Mprobe / MPI_Improbe, then
-// MPI_Mrecv / MPI_Imrecv on the message it matched: thread-safe, and any-source receives of
-// unknown size cannot race with another receive). So a message larger than the buffer is never
-// handed to MPI to truncate (Open MPI 4.1's single-copy path writes past the buffer then): it is
-// received into scratch memory and reported as cohort::TruncationError.
+// Open MPI 4.1.4 writes past a receive buffer when a message longer than the buffer arrives by its
+// rendezvous protocol (above ~4 KiB on one node: the CMA get fetches the sender's whole length;
+// eager messages are cut correctly). Checked with guard bytes after the buffer: 4096 bytes into
+// an 8-byte receive wrote 4088 bytes past it. So MPI is never given a buffer a message could
+// overrun:
+// - A blocking receive of raw bytes into a buffer of at most 4 KiB, with no earlier non-blocking
+//   receive still waiting, is an MPI_Recv of count INT_MAX into a per-thread scratch reservation
+//   of INT_MAX bytes (address space only; no Cohort message is larger, to_count), then a copy into
+//   the caller's buffer. That is plain MPI's pre-posted receive; a message that does not fit is
+//   reported with its exact size as cohort::TruncationError and discarded.
+// - Every other receive learns the size first with a matched probe (MPI_Mprobe / MPI_Improbe,
+//   then MPI_Mrecv / MPI_Imrecv on the message it matched: thread-safe, and any-source receives
+//   of unknown size cannot race with another receive); a message larger than the buffer is
+//   received into scratch memory and reported as cohort::TruncationError.
 //
 // Receives match in the order they were posted: pending non-blocking receives are probed in post
-// order, and a receive is not probed while an earlier pending one that could match the same
-// message is still unmatched. A blocking send to oneself, or of more than 4 KiB (Open MPI's eager
-// size), is buffered: a copy sent with MPI_Isend and reaped later, so that it returns before the
-// receive is posted, as on the shared-memory backend (two ranks may both send first). isend never
-// copies a raw payload.
+// order, a receive is not probed while an earlier pending one that could match the same message
+// is still unmatched, and a blocking receive waits behind pending ones. A blocking send to
+// oneself, or of more than 4040 bytes (Open MPI's eager size on one node), is buffered: a copy
+// sent with MPI_Isend and reaped later, so that it returns before the receive is posted, as on
+// the shared-memory backend (two ranks may both send first). isend never copies a raw payload.
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <system_error>
 
 #include <fmt/format.h>
 
@@ -31,6 +44,7 @@
 #include "cohort/p2p.hpp"
 #include "runtime/complete_requests.hpp"
 #include "runtime/backend_mpi/mpi.hpp"
+#include "runtime/platform/shared_memory.hpp"
 
 namespace cohort::detail {
 
@@ -60,7 +74,12 @@ namespace {
 using backend_mpi::check;
 using backend_mpi::mpi_comm;
 
-constexpr std::size_t kBufferedSendBytes = 4096;  // Open MPI's eager limit on one node (vader)
+// The largest message Open MPI 4.1.4 sends eagerly on one node (btl_vader_eager_limit 4096 minus
+// its headers: measured, an MPI_Isend of 4041 bytes does not complete before its receive is
+// posted). A larger standard-mode send waits for its receive.
+constexpr std::size_t kBufferedSendBytes = 4040;
+constexpr std::size_t kScratchRecvBytes = 4096;   // blocking raw receives this small: the scratch
+constexpr std::size_t kScratchKeepBytes = 64 << 10;  // scratch pages kept after a large message
 constexpr std::uint64_t kTrailerMagic = 0xC0407752'53E2A11DULL;
 
 struct Trailer {
@@ -82,22 +101,31 @@ const char* format_name(MessageFormat f) noexcept {
 
 std::string tag_text(int tag) { return tag < 0 ? std::string("any tag") : fmt::format("tag {}", tag); }
 
-void check_peer(const CommunicatorImpl& comm, int peer, bool any_ok, const char* op) {
-  if (peer >= 0 && peer < comm.size()) return;
-  if (any_ok && peer == any_source) return;
+[[noreturn, gnu::cold]] void bad_peer(const CommunicatorImpl& comm, int peer, bool any_ok, const char* op) {
   throw InvalidArgument(fmt::format(
       "rank {}: {} rank {}: no such rank (the communicator has ranks 0 .. {}{})", comm.rank(), op,
       peer, comm.size() - 1, any_ok ? ", or cohort::any_source" : ""));
 }
 
-void check_tag(const CommunicatorImpl& comm, Tag tag, bool any_ok, const char* op, int peer) {
+[[noreturn, gnu::cold]] void bad_tag(const CommunicatorImpl& comm, Tag tag, bool any_ok, const char* op, int peer) {
   int t = tag.value();
-  if (t >= 0 && t <= Tag::kMax) return;
-  if (any_ok && t == any_tag.value()) return;
   throw InvalidArgument(fmt::format(
       "rank {}: {} rank {}: tag {} is out of range (tags are 0 .. {}{}; negative tags are "
       "reserved)",
       comm.rank(), op, peer, t, Tag::kMax, any_ok ? ", or cohort::any_tag" : ""));
+}
+
+inline void check_peer(const CommunicatorImpl& comm, int peer, bool any_ok, const char* op) {
+  if (peer >= 0 && peer < comm.size()) [[likely]] return;
+  if (any_ok && peer == any_source) return;
+  bad_peer(comm, peer, any_ok, op);
+}
+
+inline void check_tag(const CommunicatorImpl& comm, Tag tag, bool any_ok, const char* op, int peer) {
+  int t = tag.value();
+  if (t >= 0 && t <= Tag::kMax) [[likely]] return;
+  if (any_ok && t == any_tag.value()) return;
+  bad_tag(comm, tag, any_ok, op, peer);
 }
 
 int mpi_source(int source) { return source == any_source ? MPI_ANY_SOURCE : source; }
@@ -114,7 +142,16 @@ struct State {
   std::recursive_mutex mutex;
   std::deque<Detached> detached;
   std::vector<Operation*> pending;  // unmatched receives, in post order
+
+  void pending_changed() noexcept;
 };
+
+// State::pending.size(), readable without the mutex or the State (the blocking receive's fast
+// path). A receive that another thread posts at the same moment is unordered with it anyway, as
+// in MPI.
+constinit std::atomic<std::size_t> g_pending_count{0};
+
+void State::pending_changed() noexcept { g_pending_count.store(pending.size(), std::memory_order_release); }
 
 State& state() {
   static State s;
@@ -154,21 +191,22 @@ void send_buffered(CommunicatorImpl& comm, int dest, int tag, std::span<const st
 
 // ---- receive side ----------------------------------------------------------------------------
 
-std::string where(const Operation& op, int source, int tag) {
-  return fmt::format("rank {}: recv from rank {} ({})", op.comm->rank(), source, tag_text(tag));
+std::string where(const CommunicatorImpl& comm, int source, int tag) {
+  return fmt::format("rank {}: recv from rank {} ({})", comm.rank(), source, tag_text(tag));
 }
 
-/// What the message is (from its size and, once received, its trailer) against the receive.
-/// Returns the error, or nullptr. `payload` is the received bytes (trailer checks), or empty
-/// before the receive (size checks only).
-std::exception_ptr validate_size(const Operation& op, int source, int tag, std::size_t bytes) {
-  const RecvTarget& t = op.target;
+std::string where(const Operation& op, int source, int tag) { return where(*op.comm, source, tag); }
+
+/// What a message of `bytes` is against the receive `t` (its size only). Returns the error, or
+/// nullptr.
+std::exception_ptr validate_size(const CommunicatorImpl& comm, const RecvTarget& t, int source,
+                                 int tag, std::size_t bytes) {
   if (t.format != MessageFormat::raw) {
     if (bytes < sizeof(Trailer)) {
       return std::make_exception_ptr(TypeMismatch(fmt::format(
           "{}: the message was sent as {} and is received as {} (the message was discarded); "
           "send and receive the same type",
-          where(op, source, tag), format_name(MessageFormat::raw), format_name(t.format))));
+          where(comm, source, tag), format_name(MessageFormat::raw), format_name(t.format))));
     }
     return nullptr;
   }
@@ -176,7 +214,7 @@ std::exception_ptr validate_size(const Operation& op, int source, int tag, std::
     return std::make_exception_ptr(TypeMismatch(fmt::format(
         "{}: the message is {} bytes, not a whole number of {}-byte elements (the message was "
         "discarded); send and receive the same element type",
-        where(op, source, tag), bytes, t.elem_size)));
+        where(comm, source, tag), bytes, t.elem_size)));
   }
   if (t.prepare == nullptr) {
     if (bytes > t.capacity) {
@@ -184,13 +222,13 @@ std::exception_ptr validate_size(const Operation& op, int source, int tag, std::
           bytes, t.capacity,
           fmt::format("{}: message is {} bytes, buffer holds {} (the message was discarded); "
                       "receive into a larger buffer or a std::vector",
-                      where(op, source, tag), bytes, t.capacity)));
+                      where(comm, source, tag), bytes, t.capacity)));
     }
     if (t.exact && bytes != t.capacity) {
       return std::make_exception_ptr(TypeMismatch(fmt::format(
           "{}: the message is {} bytes, the object received into is {} bytes (the message was "
           "discarded); receive into a std::span or std::vector for variable sizes",
-          where(op, source, tag), bytes, t.capacity)));
+          where(comm, source, tag), bytes, t.capacity)));
     }
   }
   return nullptr;
@@ -203,12 +241,24 @@ bool has_trailer(std::span<const std::byte> payload, Trailer& t) {
          t.pad[1] == 0 && t.pad[2] == 0;
 }
 
+/// A serialized message received as raw bytes (its trailer gives it away): the error, or nullptr.
+std::exception_ptr serialized_as_raw(const CommunicatorImpl& comm, const RecvTarget& t, int source,
+                                     int tag, std::span<const std::byte> payload) {
+  Trailer tr{};
+  if (!has_trailer(payload, tr)) return nullptr;
+  return std::make_exception_ptr(TypeMismatch(fmt::format(
+      "{}: the message was sent as {} and is received as {} (the message was discarded); "
+      "send and receive the same type",
+      where(comm, source, tag), format_name(static_cast<MessageFormat>(tr.format)),
+      format_name(t.format))));
+}
+
 /// Chooses where a matched message of `bytes` lands (the user's memory, or scratch when it will
 /// be rejected or is serialized); records a size error in op.error.
 void prepare_destination(Operation& op, int source, int tag, std::size_t bytes) {
   op.bytes = bytes;
   op.status = Status{source, Tag{tag}, bytes};
-  op.error = validate_size(op, source, tag, bytes);
+  op.error = validate_size(*op.comm, op.target, source, tag, bytes);
   const RecvTarget& t = op.target;
   if (op.error || t.format != MessageFormat::raw) {
     op.wire.resize(bytes);
@@ -229,15 +279,8 @@ void finish_recv(Operation& op) {
   const int tag = op.status.tag.value();
   Trailer tr{};
   if (t.format == MessageFormat::raw) {
-    // A serialized message received as raw bytes (its trailer gives it away).
-    if (has_trailer({op.dest, op.bytes}, tr)) {
-      if (t.prepare != nullptr) t.prepare(t.ctx, 0);
-      op.error = std::make_exception_ptr(TypeMismatch(fmt::format(
-          "{}: the message was sent as {} and is received as {} (the message was discarded); "
-          "send and receive the same type",
-          where(op, source, tag), format_name(static_cast<MessageFormat>(tr.format)),
-          format_name(t.format))));
-    }
+    op.error = serialized_as_raw(*op.comm, t, source, tag, {op.dest, op.bytes});
+    if (op.error && t.prepare != nullptr) t.prepare(t.ctx, 0);
     return;
   }
   std::span<const std::byte> payload(op.wire.data(), op.bytes);
@@ -276,9 +319,11 @@ void finish_recv(Operation& op) {
   }
 }
 
+/// The size of a received or probed message: every Cohort message is MPI_BYTEs, at most INT_MAX
+/// (to_count), so MPI_Get_count is exact (and cheaper than MPI_Get_elements_x).
 std::size_t count_of(const MPI_Status& st) {
-  MPI_Count n = 0;
-  MPI_Get_elements_x(&st, MPI_BYTE, &n);
+  int n = 0;
+  MPI_Get_count(&st, MPI_BYTE, &n);
   return static_cast<std::size_t>(n);
 }
 
@@ -312,6 +357,7 @@ void progress_pending(State& s) {
             *op.comm, "irecv");
       if (flag != 0) {
         s.pending.erase(s.pending.begin() + static_cast<std::ptrdiff_t>(i));
+        s.pending_changed();
         start_matched(op, msg, st);
         continue;
       }
@@ -372,6 +418,62 @@ void wait_op(Operation& op) {
   while (!poll(op)) b.pause();
 }
 
+// ---- the blocking receive's fast path ---------------------------------------------------------
+
+/// Where a blocking receive into a small fixed-size buffer lets MPI put the message: INT_MAX bytes
+/// of address space per thread (reserved, not committed). No Cohort message is larger (MPI counts
+/// are int: to_count), so a receive of count INT_MAX into it can never be truncated, and Open MPI
+/// never gets the chance to write past a buffer (see the top). Null when the address space could
+/// not be reserved, or with COHORT_MPI_RECV_SCRATCH=0: receives then take the matched probe.
+platform::Reservation* receive_scratch() noexcept {
+  struct Scratch {
+    platform::Reservation region;
+    bool tried = false;
+  };
+  thread_local Scratch s;
+  if (!s.tried) {
+    s.tried = true;
+    const char* off = std::getenv("COHORT_MPI_RECV_SCRATCH");
+    if (off == nullptr || std::strcmp(off, "0") != 0) {
+      try {
+        s.region = platform::Reservation(static_cast<std::size_t>(INT_MAX), "MPI receive scratch");
+      } catch (const std::exception&) {  // e.g. strict overcommit or RLIMIT_AS: the matched probe
+      }
+    }
+  }
+  return s.region.data() != nullptr ? &s.region : nullptr;
+}
+
+/// A pre-posted MPI_Recv into the scratch, then a copy into the caller's buffer: plain MPI's own
+/// path (no unexpected-message copy, no probe, no message handle), for raw receives into at most
+/// kScratchRecvBytes. A message that does not fit is reported with its exact size and discarded.
+Status recv_via_scratch(CommunicatorImpl& comm, int source, int tag, const RecvTarget& t,
+                        platform::Reservation& scratch) {
+  MPI_Status st;
+  int rc = MPI_Recv(scratch.data(), INT_MAX, MPI_BYTE, mpi_source(source), mpi_tag(tag), mpi_comm(comm), &st);
+  if (rc != MPI_SUCCESS) {
+    backend_mpi::throw_mpi(comm, fmt::format("recv from rank {} ({})", source, tag_text(tag)), rc);
+  }
+  const std::size_t bytes = count_of(st);
+  std::span<const std::byte> payload(scratch.data(), bytes);
+  // The common case in one test: it fits, fills an object exactly if it must, holds whole
+  // elements, and is too short to carry a serialized message's trailer.
+  const bool plainly_fine =
+      bytes <= t.capacity && bytes < sizeof(Trailer) &&
+      (t.exact ? bytes == t.capacity : t.elem_size <= 1 || bytes % t.elem_size == 0);
+  if (!plainly_fine) [[unlikely]] {
+    std::exception_ptr error = validate_size(comm, t, st.MPI_SOURCE, st.MPI_TAG, bytes);
+    if (!error) error = serialized_as_raw(comm, t, st.MPI_SOURCE, st.MPI_TAG, payload);
+    if (error) {
+      // A large message landed here: give its pages back.
+      if (bytes > kScratchKeepBytes) scratch.release(kScratchKeepBytes, bytes - kScratchKeepBytes);
+      std::rethrow_exception(error);
+    }
+  }
+  if (bytes != 0) std::memcpy(t.buffer, payload.data(), bytes);
+  return Status{st.MPI_SOURCE, Tag{st.MPI_TAG}, bytes};
+}
+
 Operation* new_recv(CommunicatorImpl& comm, int source, Tag tag, const RecvTarget& target) {
   auto* op = new Operation;
   op->kind = Operation::Kind::recv;
@@ -387,8 +489,11 @@ Operation* new_recv(CommunicatorImpl& comm, int source, Tag tag, const RecvTarge
 void p2p_send(CommunicatorImpl& comm, int dest, Tag tag, const SendBuffer& buffer) {
   check_peer(comm, dest, false, "send to");
   check_tag(comm, tag, false, "send to", dest);
-  thread_local std::vector<std::byte> wire;
-  std::span<const std::byte> bytes = wire_bytes(buffer, wire);
+  std::span<const std::byte> bytes(buffer.data, buffer.bytes);
+  if (buffer.format != MessageFormat::raw) {
+    thread_local std::vector<std::byte> wire;
+    bytes = wire_bytes(buffer, wire);
+  }
   // Beyond Open MPI's eager size a standard-mode send would wait for its receive; Cohort's send
   // returns once the data is handed over (both ranks may send first), so it sends a copy.
   if (dest == comm.rank() || bytes.size() > kBufferedSendBytes) {
@@ -426,9 +531,11 @@ Request p2p_isend(CommunicatorImpl& comm, int dest, Tag tag, const SendBuffer& b
   return Request(op.release());
 }
 
-Status p2p_recv(CommunicatorImpl& comm, int source, Tag tag, const RecvTarget& target) {
-  check_peer(comm, source, true, "recv from");
-  check_tag(comm, tag, true, "recv from", source);
+namespace {
+
+/// The blocking receive that learns the size first (matched probe), or queues behind earlier
+/// pending receives: every receive the scratch does not take.
+[[gnu::noinline]] Status recv_probed(CommunicatorImpl& comm, int source, Tag tag, const RecvTarget& target) {
   State& s = state();
   bool queue_behind = false;
   {
@@ -458,6 +565,23 @@ Status p2p_recv(CommunicatorImpl& comm, int source, Tag tag, const RecvTarget& t
   return op.status;
 }
 
+}  // namespace
+
+Status p2p_recv(CommunicatorImpl& comm, int source, Tag tag, const RecvTarget& target) {
+  check_peer(comm, source, true, "recv from");
+  check_tag(comm, tag, true, "recv from", source);
+  // Raw bytes into a small buffer of known size, with no earlier receive still waiting: a
+  // pre-posted MPI_Recv into the scratch. Everything else: the matched probe.
+  if (target.format == MessageFormat::raw && target.prepare == nullptr &&
+      target.capacity <= kScratchRecvBytes &&
+      g_pending_count.load(std::memory_order_acquire) == 0) {
+    if (platform::Reservation* scratch = receive_scratch()) {
+      return recv_via_scratch(comm, source, tag.value(), target, *scratch);
+    }
+  }
+  return recv_probed(comm, source, tag, target);
+}
+
 Request p2p_irecv(CommunicatorImpl& comm, int source, Tag tag, const RecvTarget& target) {
   check_peer(comm, source, true, "irecv from");
   check_tag(comm, tag, true, "irecv from", source);
@@ -465,6 +589,7 @@ Request p2p_irecv(CommunicatorImpl& comm, int source, Tag tag, const RecvTarget&
   State& s = state();
   std::lock_guard lock(s.mutex);
   s.pending.push_back(op);
+  s.pending_changed();
   progress_pending(s);
   return Request(op);
 }
@@ -517,6 +642,7 @@ Request::~Request() {
     std::lock_guard lock(s.mutex);
     if (!op.matched) {  // cancel: it never matched a message
       std::erase(s.pending, &op);
+      s.pending_changed();
       return;
     }
   }

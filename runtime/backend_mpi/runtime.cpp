@@ -62,6 +62,15 @@ CommHandle::~CommHandle() {
   if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
 }
 
+int dup_quietly(MPI_Comm comm, MPI_Comm* out) {
+  MPI_Group group = MPI_GROUP_NULL;
+  int rc = MPI_Comm_group(comm, &group);
+  if (rc != MPI_SUCCESS) return rc;
+  rc = MPI_Comm_create_group(comm, group, 0, out);
+  MPI_Group_free(&group);
+  return rc;
+}
+
 std::shared_ptr<void> adopt(MPI_Comm comm) {
   MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
   auto h = std::make_shared<CommHandle>();
@@ -129,20 +138,24 @@ Runtime::Runtime(const std::optional<contract::LaunchInfo>& info) {
     backend_mpi::g_initialized_here = true;
   }
   MPI_Comm world = MPI_COMM_NULL;
-  int rc = MPI_Comm_dup(MPI_COMM_WORLD, &world);
-  if (rc != MPI_SUCCESS) fail(0, "MPI_Comm_dup(MPI_COMM_WORLD)", rc);
+  int rc = backend_mpi::dup_quietly(MPI_COMM_WORLD, &world);
+  if (rc != MPI_SUCCESS) fail(0, "MPI_Comm_create_group(MPI_COMM_WORLD)", rc);
   MPI_Comm_set_errhandler(world, MPI_ERRORS_RETURN);
   info_ = contract::LaunchInfo{};
   MPI_Comm_rank(world, &info_.rank);
   MPI_Comm_size(world, &info_.size);
 
   // One node? (And ranks per node against its cpus: the wait policy.)
-  MPI_Comm node = MPI_COMM_NULL;
-  rc = MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, info_.rank, MPI_INFO_NULL, &node);
+  // Split a throwaway duplicate, so that the split's MPI_Iallreduce leaves no progress function
+  // registered on `world` (see dup_quietly).
+  MPI_Comm parent = MPI_COMM_NULL, node = MPI_COMM_NULL;
+  rc = backend_mpi::dup_quietly(world, &parent);
+  if (rc == MPI_SUCCESS) rc = MPI_Comm_split_type(parent, MPI_COMM_TYPE_SHARED, info_.rank, MPI_INFO_NULL, &node);
   if (rc != MPI_SUCCESS) fail(info_.rank, "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)", rc);
   int node_size = 0;
   MPI_Comm_size(node, &node_size);
   MPI_Comm_free(&node);
+  MPI_Comm_free(&parent);
   int local = node_size == info_.size && std::getenv("COHORT_MPI_PRIVATE_SEGMENT") == nullptr ? 1 : 0;
   int all_local = 0;
   MPI_Allreduce(&local, &all_local, 1, MPI_INT, MPI_MIN, world);

@@ -82,4 +82,29 @@ class Mapping {
   std::size_t size_ = 0;
 };
 
+/// A private anonymous read-write mapping of `bytes` that reserves address space only
+/// (MAP_NORESERVE): a page takes memory when it is first written, and release() hands pages back.
+/// Unmapped on destruction. (The MPI backend receives small messages into one, see p2p.cpp.)
+class Reservation {
+ public:
+  Reservation() = default;
+  Reservation(std::size_t bytes, std::string_view what);
+  Reservation(Reservation&& other) noexcept;
+  Reservation& operator=(Reservation&& other) noexcept;
+  Reservation(const Reservation&) = delete;
+  Reservation& operator=(const Reservation&) = delete;
+  ~Reservation();
+
+  [[nodiscard]] std::byte* data() const noexcept { return data_; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+  /// Gives the whole pages inside [offset, offset + bytes) back to the system (MADV_DONTNEED:
+  /// they read as zero afterwards and take no memory until written again).
+  void release(std::size_t offset, std::size_t bytes) noexcept;
+
+ private:
+  std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 }  // namespace cohort::platform
