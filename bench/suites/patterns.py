@@ -26,12 +26,19 @@ def _value(output: str, name: str) -> float:
 
 
 def _measure(ctx, bench: str, np: int, unit: str, name: str, cohort_argv, python_argv,
-             repeats: int) -> list[dict]:
+             repeats: int, machine_argv=None) -> list[dict]:
     variants = {
         "cohort": lambda: _value(run_command(cohort_argv, timeout=120, capture=True).stdout, name),
         "python": lambda: _value(run_command(python_argv, timeout=300, capture=True).stdout, name),
     }
+    if machine_argv:  # the machine alone, in the same rounds: a note, not a row
+        variants["machine"] = lambda: _value(run_command(machine_argv, timeout=120, capture=True).stdout, name)
     samples = alternate(variants, repeats, warmup=0, ctx=ctx)
+    machine = samples.pop("machine", [])
+    if machine:
+        ctx.note(f"{bench}: two plain forked processes doing the same work (bench/pool/parallel_ceiling.cpp) "
+                 f"got {median(machine):.2f} in the same rounds (samples {', '.join(f'{x:.2f}' for x in machine)}): "
+                 "what this machine gave two CPU-bound processes")
     return [row(SUITE, bench, impl, np, 0, median(v), unit) for impl, v in samples.items() if v]
 
 
@@ -50,7 +57,9 @@ def run(ctx) -> list[dict]:
     rows += _measure(ctx, "cpu_bound_speedup", WORKERS, "ratio", "speedup",
                      ctx.cohortrun(WORKERS, [bench, "cpu", inner]),
                      [sys.executable, PY, "cpu", "3" if not ctx.quick else "1", str(WORKERS)],
-                     ctx.repeats(3, 1))
+                     ctx.repeats(3, 1),
+                     machine_argv=[ctx.bench_bin("parallel_ceiling"), inner]
+                     if os.path.exists(ctx.bench_bin("parallel_ceiling")) else None)
     # Queue and pipe rows live in their own module (a leading underscore keeps the harness from
     # running it as a suite of its own).
     try:
