@@ -17,16 +17,11 @@
 #include <cstdlib>
 #include <vector>
 
+#include "sum_of_squares.hpp"
+
 namespace {
 
-std::uint64_t sum_of_squares(std::uint64_t n) {
-  std::uint64_t sum = 0;
-  for (std::uint64_t i = 0; i < n; ++i) {
-    sum += i * i;
-    asm volatile("" : "+r"(sum));
-  }
-  return sum;
-}
+using pool_bench::sum_of_squares;
 
 void pin(int cpu) {
   cpu_set_t set;

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "sum_of_squares.hpp"
+
 namespace {
 using Clock = std::chrono::steady_clock;
 
@@ -26,14 +28,7 @@ double median(std::vector<double> v) {
 
 double seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-std::uint64_t sum_of_squares(std::uint64_t n) {
-  std::uint64_t sum = 0;
-  for (std::uint64_t i = 0; i < n; ++i) {
-    sum += i * i;
-    asm volatile("" : "+r"(sum));
-  }
-  return sum;
-}
+using pool_bench::sum_of_squares;
 
 int bench_map(cohort::Communicator& world, std::size_t n, std::size_t chunk, int repeats) {
   std::vector<std::int64_t> xs(n);
