@@ -168,32 +168,16 @@ Reservation::Reservation(std::size_t bytes, std::string_view what) {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
   if (p == MAP_FAILED) throw_errno(fmt::format("mmap({}, {} bytes, reserved only)", what, bytes));
-  data_ = static_cast<std::byte*>(p);
-  size_ = bytes;
-}
-
-Reservation::Reservation(Reservation&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
-
-Reservation& Reservation::operator=(Reservation&& other) noexcept {
-  if (this != &other) {
-    if (data_ != nullptr) ::munmap(data_, size_);
-    data_ = std::exchange(other.data_, nullptr);
-    size_ = std::exchange(other.size_, 0);
-  }
-  return *this;
-}
-
-Reservation::~Reservation() {
-  if (data_ != nullptr) ::munmap(data_, size_);
+  region_ = Mapping(static_cast<std::byte*>(p), bytes);
 }
 
 void Reservation::release(std::size_t offset, std::size_t bytes) noexcept {
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  std::size_t begin = (std::min(offset, size_) + page - 1) / page * page;
-  std::size_t end = std::min(size_, offset + bytes) / page * page;
+  const std::size_t size = region_.size();
+  std::size_t begin = (std::min(offset, size) + page - 1) / page * page;
+  std::size_t end = std::min(size, offset + bytes) / page * page;
   // Cannot fail for a range inside our own private mapping; the pages would merely stay.
-  if (begin < end) (void)::madvise(data_ + begin, end - begin, MADV_DONTNEED);
+  if (begin < end) (void)::madvise(region_.data() + begin, end - begin, MADV_DONTNEED);
 }
 
 }  // namespace cohort::platform

@@ -78,6 +78,9 @@ class Mapping {
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
  private:
+  friend class Reservation;
+  Mapping(std::byte* data, std::size_t bytes) noexcept : data_(data), size_(bytes) {}  // adopts
+
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;
 };
@@ -89,22 +92,16 @@ class Reservation {
  public:
   Reservation() = default;
   Reservation(std::size_t bytes, std::string_view what);
-  Reservation(Reservation&& other) noexcept;
-  Reservation& operator=(Reservation&& other) noexcept;
-  Reservation(const Reservation&) = delete;
-  Reservation& operator=(const Reservation&) = delete;
-  ~Reservation();
 
-  [[nodiscard]] std::byte* data() const noexcept { return data_; }
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] std::byte* data() const noexcept { return region_.data(); }
+  [[nodiscard]] std::size_t size() const noexcept { return region_.size(); }
 
   /// Gives the whole pages inside [offset, offset + bytes) back to the system (MADV_DONTNEED:
   /// they read as zero afterwards and take no memory until written again).
   void release(std::size_t offset, std::size_t bytes) noexcept;
 
  private:
-  std::byte* data_ = nullptr;
-  std::size_t size_ = 0;
+  Mapping region_;  // owns the address range (moves, unmaps)
 };
 
 }  // namespace cohort::platform
