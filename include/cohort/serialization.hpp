@@ -31,8 +31,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <istream>
+#include <memory>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <streambuf>
@@ -46,47 +49,168 @@
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
+#include <cereal/version.hpp>
 
 #include "cohort/detail/p2p_traits.hpp"
 
 namespace cohort::detail {
 
 /// cereal's binary format, written straight into a byte vector (no iostream: cereal's
-/// BinaryOutputArchive costs a virtual streambuf call per field).
+/// BinaryOutputArchive costs a virtual streambuf call per field). The vector's size is used as
+/// room to write into and cut to the bytes written by finish(), so a vector reused for messages of
+/// similar size is neither grown nor zeroed again; a field is one inlined copy and a compare.
+/// One archive serves many messages (see with_archive): start() points it at the next one.
 class CerealWriter : public cereal::OutputArchive<CerealWriter, cereal::AllowEmptyClassElision> {
  public:
-  explicit CerealWriter(std::vector<std::byte>& out)
-      : cereal::OutputArchive<CerealWriter, cereal::AllowEmptyClassElision>(this), out_(out) {}
-  void saveBinary(const void* data, std::size_t size) {
-    auto* b = static_cast<const std::byte*>(data);
-    out_.insert(out_.end(), b, b + size);
+  CerealWriter() : cereal::OutputArchive<CerealWriter, cereal::AllowEmptyClassElision>(this) {}
+  void start(std::vector<std::byte>& out) noexcept {
+    out_ = &out;
+    at_ = 0;
   }
+  void saveBinary(const void* data, std::size_t size) {
+    if (out_->size() - at_ < size) [[unlikely]] grow(size);
+    std::memcpy(out_->data() + at_, data, size);
+    at_ += size;
+  }
+  /// Cuts the vector to the bytes written.
+  void finish() { out_->resize(at_); }
+  /// Whether cereal may have left state in the archive (see leaves_state).
+  [[nodiscard]] bool holds_state() const noexcept { return holds_state_; }
+  void mark_state() noexcept { holds_state_ = true; }
 
  private:
-  std::vector<std::byte>& out_;
+  [[gnu::noinline]] void grow(std::size_t size) {
+    out_->resize(std::max({out_->size() * 2, at_ + size, std::size_t{256}}));
+  }
+  std::vector<std::byte>* out_ = nullptr;
+  std::size_t at_ = 0;
+  bool holds_state_ = false;
 };
 
 /// Reads what CerealWriter wrote; throws cereal::Exception when the payload is too short.
 class CerealReader : public cereal::InputArchive<CerealReader, cereal::AllowEmptyClassElision> {
  public:
-  explicit CerealReader(std::span<const std::byte> in)
-      : cereal::InputArchive<CerealReader, cereal::AllowEmptyClassElision>(this),
-        at_(in.data()),
-        end_(in.data() + in.size()) {}
+  CerealReader() : cereal::InputArchive<CerealReader, cereal::AllowEmptyClassElision>(this) {}
+  void start(std::span<const std::byte> in) noexcept {
+    at_ = in.data();
+    end_ = in.data() + in.size();
+  }
   void loadBinary(void* data, std::size_t size) {
-    if (size > static_cast<std::size_t>(end_ - at_)) {
-      throw cereal::Exception("payload too short: " + std::to_string(size) + " bytes wanted, " +
-                              std::to_string(end_ - at_) + " left");
-    }
+    if (size > static_cast<std::size_t>(end_ - at_)) [[unlikely]] too_short(size);
     if (size != 0) std::memcpy(data, at_, size);
     at_ += size;
   }
   [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - at_); }
+  /// Throws for a container count larger than the bytes left (each element takes at least one).
+  [[noreturn, gnu::cold, gnu::noinline]] void corrupt_count(std::uint64_t count) const {
+    throw cereal::Exception("corrupt payload: a count of " + std::to_string(count) + " with " +
+                            std::to_string(remaining()) + " bytes left");
+  }
+  [[nodiscard]] bool holds_state() const noexcept { return holds_state_; }
+  void mark_state() noexcept { holds_state_ = true; }
 
  private:
-  const std::byte* at_;
-  const std::byte* end_;
+  [[noreturn, gnu::cold, gnu::noinline]] void too_short(std::size_t size) const {
+    throw cereal::Exception("payload too short: " + std::to_string(size) + " bytes wanted, " +
+                            std::to_string(end_ - at_) + " left");
+  }
+  const std::byte* at_ = nullptr;
+  const std::byte* end_ = nullptr;
+  bool holds_state_ = false;
 };
+
+// Reusing archives. Building and destroying a cereal archive (four hash tables, two vectors) cost
+// ~250 instructions per message on each side, more than the rest of the cereal path; so each
+// thread keeps one writer and one reader. That is only correct while an archive holds no state
+// from an earlier message. In cereal 1.3 an archive gains state from exactly these: shared-pointer
+// ids and polymorphic type names (reached only through a smart pointer), class versions (a
+// versioned serialize/save/load, also of a base class), virtual base classes and deferred data.
+// cereal calls prologue() before it processes any value, so the prologues below mark the archive
+// when such a value is about to be processed, and with_archive() replaces a marked archive.
+static_assert(CEREAL_VERSION_MAJOR == 1 && CEREAL_VERSION_MINOR == 3,
+              "cohort: archive reuse (leaves_state) was checked against cereal 1.3; re-check it");
+
+template <class T>
+struct is_smart_pointer : std::false_type {};
+template <class T>
+struct is_smart_pointer<std::shared_ptr<T>> : std::true_type {};
+template <class T>
+struct is_smart_pointer<std::weak_ptr<T>> : std::true_type {};
+template <class T, class D>
+struct is_smart_pointer<std::unique_ptr<T, D>> : std::true_type {};
+
+template <class T, class A>
+constexpr bool versioned_in() {
+  namespace tr = cereal::traits;
+  if constexpr (std::is_same_v<A, CerealWriter>) {
+    return tr::has_member_versioned_serialize<T, A>::value ||
+           tr::has_non_member_versioned_serialize<T, A>::value ||
+           tr::has_member_versioned_save<T, A>::value || tr::has_non_member_versioned_save<T, A>::value ||
+           tr::has_member_versioned_save_minimal<T, A>::value ||
+           tr::has_non_member_versioned_save_minimal<T, A>::value;
+  } else {
+    return tr::has_member_versioned_serialize<T, A>::value ||
+           tr::has_non_member_versioned_serialize<T, A>::value ||
+           tr::has_member_versioned_load<T, A>::value || tr::has_non_member_versioned_load<T, A>::value ||
+           tr::has_member_versioned_load_minimal<T, A>::value ||
+           tr::has_non_member_versioned_load_minimal<T, A>::value;
+  }
+}
+
+template <class T>
+struct archive_wrapper_kind : std::integral_constant<int, 0> {};
+template <class T>
+struct archive_wrapper_kind<cereal::base_class<T>> : std::integral_constant<int, 1> {};
+template <class T>
+struct archive_wrapper_kind<cereal::virtual_base_class<T>> : std::integral_constant<int, 2> {};
+template <class T>
+struct archive_wrapper_kind<cereal::DeferredData<T>> : std::integral_constant<int, 2> {};
+
+/// Whether processing a T in archive A may leave state in A (see above).
+template <class T, class A>
+constexpr bool leaves_state() {
+  using U = std::remove_cvref_t<T>;
+  if constexpr (is_smart_pointer<U>::value || archive_wrapper_kind<U>::value == 2) {
+    return true;
+  } else if constexpr (archive_wrapper_kind<U>::value == 1) {
+    return versioned_in<std::remove_cvref_t<decltype(*std::declval<U>().base_ptr)>, A>();
+  } else if constexpr (std::is_class_v<U>) {
+    return versioned_in<U, A>();
+  } else {
+    return false;
+  }
+}
+
+template <class T>
+void prologue(CerealWriter& ar, const T& /*value*/) {
+  if constexpr (leaves_state<T, CerealWriter>()) ar.mark_state();
+}
+template <class T>
+void prologue(CerealReader& ar, const T& /*value*/) {
+  if constexpr (leaves_state<T, CerealReader>()) ar.mark_state();
+}
+
+/// Runs fn(archive) on this thread's archive of type A, replacing it afterwards if it now holds
+/// state; a nested call (a serialize() that itself sends a message) gets a fresh archive.
+template <class A, class Fn>
+void with_archive(Fn&& fn) {
+  thread_local std::optional<A> kept;
+  thread_local bool busy = false;
+  if (busy) {
+    A fresh;
+    fn(fresh);
+    return;
+  }
+  if (!kept) kept.emplace();
+  busy = true;
+  struct Release {
+    ~Release() {
+      busy = false;
+      if (kept->holds_state()) kept.reset();
+    }
+  } release;
+  fn(*kept);
+}
 
 }  // namespace cohort::detail
 
@@ -115,9 +239,8 @@ inline void CEREAL_SAVE_FUNCTION_NAME(cohort::detail::CerealWriter& ar, const Si
 template <class T>
 inline void CEREAL_LOAD_FUNCTION_NAME(cohort::detail::CerealReader& ar, SizeTag<T>& t) {
   ar(t.size);
-  if (static_cast<std::uint64_t>(t.size) > ar.remaining()) {
-    throw cereal::Exception("corrupt payload: a count of " + std::to_string(t.size) + " with " +
-                            std::to_string(ar.remaining()) + " bytes left");
+  if (static_cast<std::uint64_t>(t.size) > ar.remaining()) [[unlikely]] {
+    ar.corrupt_count(static_cast<std::uint64_t>(t.size));
   }
 }
 template <class T>
@@ -279,9 +402,11 @@ inline constexpr unsigned kBoostArchiveFlags =
 template <class T>
 void encode(const T& value, std::vector<std::byte>& out) {
   if constexpr (format_of<T> == MessageFormat::cereal) {
-    out.clear();
-    CerealWriter ar(out);
-    ar(value);
+    with_archive<CerealWriter>([&](CerealWriter& ar) {
+      ar.start(out);
+      ar(value);
+      ar.finish();
+    });
   } else {
     thread_local ByteSink sink;
     sink.reset(&out);
@@ -295,9 +420,11 @@ template <class T>
 void decode(std::span<const std::byte> bytes, T& value) {
   std::size_t left = 0;
   if constexpr (format_of<T> == MessageFormat::cereal) {
-    CerealReader ar(bytes);
-    ar(value);
-    left = ar.remaining();
+    with_archive<CerealReader>([&](CerealReader& ar) {
+      ar.start(bytes);
+      ar(value);
+      left = ar.remaining();
+    });
   } else {
     thread_local ByteSource source;  // reused: a streambuf's constructor copies the global locale
     source.reset(bytes);

@@ -1,0 +1,271 @@
+// Serialized payloads (cohort/serialization.hpp): each thread reuses one cereal archive for many
+// messages, so every message must still decode on its own. These tests send values that leave
+// state in a cereal archive (class versions, shared pointers, virtual bases, deferred data) next
+// to plain ones, and check that each payload is the same as a fresh archive's and decodes alone.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/base_class.hpp>
+#include <cereal/types/memory.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+
+#include "cohort/serialization.hpp"
+
+namespace {
+
+using cohort::detail::decode;
+using cohort::detail::encode;
+using Bytes = std::vector<std::byte>;
+
+struct Plain {
+  int id = 0;
+  std::string name;
+  template <class A>
+  void serialize(A& ar) {
+    ar(id, name);
+  }
+  bool operator==(const Plain&) const = default;
+};
+
+// A versioned serialize: cereal writes the version once per archive and type.
+struct Versioned {
+  int value = 0;
+  std::uint32_t seen_version = 0;
+  template <class A>
+  void serialize(A& ar, std::uint32_t version) {
+    ar(value);
+    seen_version = version;
+  }
+};
+
+struct VersionedBase {
+  int base = 0;
+  std::uint32_t seen_version = 0;
+  template <class A>
+  void serialize(A& ar, std::uint32_t version) {
+    ar(base);
+    seen_version = version;
+  }
+};
+
+// Only its base class is versioned, and cereal processes a base class without a prologue of its
+// own type.
+struct Derived : VersionedBase {
+  std::string own;  // not trivially copyable, so it travels through cereal
+  template <class A>
+  void serialize(A& ar) {
+    ar(cereal::base_class<VersionedBase>(this), own);
+  }
+};
+
+struct VirtualBase {
+  int v = 0;
+  template <class A>
+  void serialize(A& ar) {
+    ar(v);
+  }
+};
+struct Left : virtual VirtualBase {
+  template <class A>
+  void serialize(A& ar) {
+    ar(cereal::virtual_base_class<VirtualBase>(this));
+  }
+};
+struct Right : virtual VirtualBase {
+  template <class A>
+  void serialize(A& ar) {
+    ar(cereal::virtual_base_class<VirtualBase>(this));
+  }
+};
+struct Diamond : Left, Right {
+  int d = 0;
+  template <class A>
+  void serialize(A& ar) {
+    ar(cereal::base_class<Left>(this), cereal::base_class<Right>(this), d);
+  }
+};
+
+struct Shared {
+  std::shared_ptr<int> a, b;  // the same object twice: cereal writes it once, then its id
+  template <class A>
+  void serialize(A& ar) {
+    ar(a, b);
+  }
+};
+
+struct Deferred {
+  int head = 0;
+  std::shared_ptr<int> later;
+  template <class A>
+  void serialize(A& ar) {
+    ar(head, cereal::defer(later));
+    ar.serializeDeferments();
+  }
+};
+
+// Its save() encodes another message on the same thread, as a user's serialize() that sends a
+// message would: the inner encode must not use the archive the outer one is writing with.
+struct Nested {
+  Plain inner;
+  template <class A>
+  void save(A& ar) const {
+    Bytes bytes;
+    encode(inner, bytes);
+    ar(bytes);
+  }
+  template <class A>
+  void load(A& ar) {
+    Bytes bytes;
+    ar(bytes);
+    decode(std::span<const std::byte>(bytes), inner);
+  }
+};
+
+}  // namespace
+
+CEREAL_CLASS_VERSION(Versioned, 7)
+CEREAL_CLASS_VERSION(VersionedBase, 3)
+
+// A versioned serialize(Archive&, std::uint32_t) looks like Boost's convention, and the struct is
+// trivially copyable (raw): say it is cereal.
+template <>
+struct cohort::message_format<Versioned>
+    : std::integral_constant<cohort::MessageFormat, cohort::MessageFormat::cereal> {};
+
+namespace {
+
+/// What a new archive writes for `value`: the reference every reused-archive payload must match.
+template <class T>
+Bytes fresh_encoding(const T& value) {
+  Bytes out;
+  cohort::detail::CerealWriter ar;
+  ar.start(out);
+  ar(value);
+  ar.finish();
+  return out;
+}
+
+template <class T>
+T decoded(const Bytes& bytes) {
+  T out{};
+  decode(std::span<const std::byte>(bytes), out);
+  return out;
+}
+
+TEST(Serialization, ReusedArchiveWritesEachMessageAsAFreshOneWould) {
+  const Plain plain{42, "particle-42"};
+  Versioned versioned;
+  versioned.value = 5;
+  Derived derived;
+  derived.base = 8;
+  derived.own = "nine";
+  Diamond diamond;
+  diamond.v = 11;
+  diamond.d = 12;
+  auto one = std::make_shared<int>(13);
+  const Shared shared{one, one};
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    Bytes bytes;
+    encode(plain, bytes);
+    EXPECT_EQ(bytes, fresh_encoding(plain));
+    encode(versioned, bytes);
+    EXPECT_EQ(bytes, fresh_encoding(versioned));
+    encode(derived, bytes);
+    EXPECT_EQ(bytes, fresh_encoding(derived));
+    encode(diamond, bytes);
+    EXPECT_EQ(bytes, fresh_encoding(diamond));
+    encode(shared, bytes);
+    EXPECT_EQ(bytes, fresh_encoding(shared));
+  }
+}
+
+TEST(Serialization, ReusedArchiveReadsEachMessageOnItsOwn) {
+  Versioned versioned;
+  versioned.value = 5;
+  Derived derived;
+  derived.base = 8;
+  derived.own = "nine";
+  Diamond diamond;
+  diamond.v = 11;
+  diamond.d = 12;
+  auto one = std::make_shared<int>(13);
+  const Bytes v = fresh_encoding(versioned), d = fresh_encoding(derived),
+              dia = fresh_encoding(diamond), s = fresh_encoding(Shared{one, one});
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    Versioned gv = decoded<Versioned>(v);
+    EXPECT_EQ(gv.value, 5);
+    EXPECT_EQ(gv.seen_version, 7u);
+    Derived gd = decoded<Derived>(d);
+    EXPECT_EQ(gd.base, 8);
+    EXPECT_EQ(gd.own, "nine");
+    EXPECT_EQ(gd.seen_version, 3u);
+    Diamond gdia = decoded<Diamond>(dia);
+    EXPECT_EQ(gdia.v, 11);
+    EXPECT_EQ(gdia.d, 12);
+    Shared gs = decoded<Shared>(s);
+    ASSERT_NE(gs.a, nullptr);
+    EXPECT_EQ(*gs.a, 13);
+    EXPECT_EQ(gs.a, gs.b);  // one object again, not two
+    EXPECT_EQ(decoded<Plain>(fresh_encoding(Plain{1, "x"})), (Plain{1, "x"}));
+  }
+}
+
+TEST(Serialization, DeferredDataDoesNotCarryOver) {
+  Deferred value;
+  value.head = 1;
+  value.later = std::make_shared<int>(2);
+  for (int round = 0; round < 3; ++round) {
+    Bytes bytes;
+    encode(value, bytes);
+    EXPECT_EQ(bytes, fresh_encoding(value));
+    Deferred back = decoded<Deferred>(bytes);
+    EXPECT_EQ(back.head, 1);
+    ASSERT_NE(back.later, nullptr);
+    EXPECT_EQ(*back.later, 2);
+  }
+}
+
+TEST(Serialization, ASerializeThatEncodesAnotherMessageGetsItsOwnArchive) {
+  const Nested value{Plain{3, "inner"}};
+  for (int round = 0; round < 3; ++round) {
+    Bytes bytes;
+    encode(value, bytes);
+    EXPECT_EQ(bytes, fresh_encoding(value));
+    EXPECT_EQ(decoded<Nested>(bytes).inner, (Plain{3, "inner"}));
+  }
+}
+
+TEST(Serialization, AFailedDecodeLeavesTheNextOneIntact) {
+  Bytes good;
+  encode(Plain{4, "four"}, good);
+  Bytes cut(good.begin(), good.end() - 2);
+  Plain out;
+  EXPECT_THROW(decode(std::span<const std::byte>(cut), out), std::exception);
+  Bytes longer = good;
+  longer.push_back(std::byte{0});
+  EXPECT_THROW(decode(std::span<const std::byte>(longer), out), std::length_error);
+  EXPECT_EQ(decoded<Plain>(good), (Plain{4, "four"}));
+}
+
+TEST(Serialization, ReusedOutputVectorIsCutToEachMessage) {
+  Bytes bytes;
+  encode(Plain{1, std::string(1000, 'a')}, bytes);
+  EXPECT_EQ(bytes.size(), 4 + 8 + 1000u);
+  encode(Plain{2, "b"}, bytes);  // shorter than the last: the vector shrinks to it
+  EXPECT_EQ(bytes.size(), 4 + 8 + 1u);
+  EXPECT_EQ(decoded<Plain>(bytes), (Plain{2, "b"}));
+}
+
+}  // namespace
