@@ -162,18 +162,27 @@ T decoded(const Bytes& bytes) {
   return out;
 }
 
+/// The stateful values both reuse tests send.
+struct Samples {
+  Versioned versioned;
+  Derived derived;
+  Diamond diamond;
+  Shared shared;
+  Samples() {
+    versioned.value = 5;
+    derived.base = 8;
+    derived.own = "nine";
+    diamond.v = 11;
+    diamond.d = 12;
+    auto one = std::make_shared<int>(13);
+    shared = Shared{one, one};
+  }
+};
+
 TEST(Serialization, ReusedArchiveWritesEachMessageAsAFreshOneWould) {
   const Plain plain{42, "particle-42"};
-  Versioned versioned;
-  versioned.value = 5;
-  Derived derived;
-  derived.base = 8;
-  derived.own = "nine";
-  Diamond diamond;
-  diamond.v = 11;
-  diamond.d = 12;
-  auto one = std::make_shared<int>(13);
-  const Shared shared{one, one};
+  const Samples x;
+  const auto& [versioned, derived, diamond, shared] = x;
   for (int round = 0; round < 3; ++round) {
     SCOPED_TRACE(round);
     Bytes bytes;
@@ -191,17 +200,9 @@ TEST(Serialization, ReusedArchiveWritesEachMessageAsAFreshOneWould) {
 }
 
 TEST(Serialization, ReusedArchiveReadsEachMessageOnItsOwn) {
-  Versioned versioned;
-  versioned.value = 5;
-  Derived derived;
-  derived.base = 8;
-  derived.own = "nine";
-  Diamond diamond;
-  diamond.v = 11;
-  diamond.d = 12;
-  auto one = std::make_shared<int>(13);
-  const Bytes v = fresh_encoding(versioned), d = fresh_encoding(derived),
-              dia = fresh_encoding(diamond), s = fresh_encoding(Shared{one, one});
+  const Samples x;
+  const Bytes v = fresh_encoding(x.versioned), d = fresh_encoding(x.derived),
+              dia = fresh_encoding(x.diamond), s = fresh_encoding(x.shared);
   for (int round = 0; round < 3; ++round) {
     SCOPED_TRACE(round);
     Versioned gv = decoded<Versioned>(v);
