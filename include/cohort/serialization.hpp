@@ -29,9 +29,9 @@
 /// @endcode
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
 #include <istream>
 #include <memory>
