@@ -69,7 +69,7 @@ class CerealWriter : public cereal::OutputArchive<CerealWriter, cereal::AllowEmp
   }
   void saveBinary(const void* data, std::size_t size) {
     if (out_->size() - at_ < size) [[unlikely]] grow(size);
-    std::memcpy(out_->data() + at_, data, size);
+    if (size != 0) std::memcpy(out_->data() + at_, data, size);  // an empty vector's data() is null
     at_ += size;
   }
   /// Cuts the vector to the bytes written.

@@ -270,3 +270,24 @@ TEST(Serialization, ReusedOutputVectorIsCutToEachMessage) {
 }
 
 }  // namespace
+
+namespace {
+
+struct WithVector {
+  std::vector<int> values;
+  template <class A>
+  void serialize(A& ar) {
+    ar(values);
+  }
+};
+
+// An empty std::vector's data() is null: writing its zero bytes must not pass null to memcpy
+// (UBSan reports it), into an empty output vector too.
+TEST(Serialization, EmptyContainersEncodeAndDecode) {
+  Bytes bytes;
+  encode(WithVector{}, bytes);
+  EXPECT_EQ(bytes.size(), 8u);  // the count only
+  EXPECT_TRUE(decoded<WithVector>(bytes).values.empty());
+}
+
+}  // namespace
