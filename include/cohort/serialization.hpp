@@ -60,7 +60,18 @@ namespace cohort::detail {
 /// room to write into and cut to the bytes written by finish(), so a vector reused for messages of
 /// similar size is neither grown nor zeroed again; a field is one inlined copy and a compare.
 /// One archive serves many messages (see with_archive): start() points it at the next one.
-class CerealWriter : public cereal::OutputArchive<CerealWriter, cereal::AllowEmptyClassElision> {
+/// Marks a reused archive that cereal may have left state in (see leaves_state, with_archive).
+class ArchiveStateFlag {
+ public:
+  [[nodiscard]] bool holds_state() const noexcept { return holds_state_; }
+  void mark_state() noexcept { holds_state_ = true; }
+
+ private:
+  bool holds_state_ = false;
+};
+
+class CerealWriter : public cereal::OutputArchive<CerealWriter, cereal::AllowEmptyClassElision>,
+                     public ArchiveStateFlag {
  public:
   CerealWriter() : cereal::OutputArchive<CerealWriter, cereal::AllowEmptyClassElision>(this) {}
   void start(std::vector<std::byte>& out) noexcept {
@@ -74,9 +85,6 @@ class CerealWriter : public cereal::OutputArchive<CerealWriter, cereal::AllowEmp
   }
   /// Cuts the vector to the bytes written.
   void finish() { out_->resize(at_); }
-  /// Whether cereal may have left state in the archive (see leaves_state).
-  [[nodiscard]] bool holds_state() const noexcept { return holds_state_; }
-  void mark_state() noexcept { holds_state_ = true; }
 
  private:
   [[gnu::noinline]] void grow(std::size_t size) {
@@ -84,11 +92,11 @@ class CerealWriter : public cereal::OutputArchive<CerealWriter, cereal::AllowEmp
   }
   std::vector<std::byte>* out_ = nullptr;
   std::size_t at_ = 0;
-  bool holds_state_ = false;
 };
 
 /// Reads what CerealWriter wrote; throws cereal::Exception when the payload is too short.
-class CerealReader : public cereal::InputArchive<CerealReader, cereal::AllowEmptyClassElision> {
+class CerealReader : public cereal::InputArchive<CerealReader, cereal::AllowEmptyClassElision>,
+                     public ArchiveStateFlag {
  public:
   CerealReader() : cereal::InputArchive<CerealReader, cereal::AllowEmptyClassElision>(this) {}
   void start(std::span<const std::byte> in) noexcept {
@@ -106,8 +114,6 @@ class CerealReader : public cereal::InputArchive<CerealReader, cereal::AllowEmpt
     throw cereal::Exception("corrupt payload: a count of " + std::to_string(count) + " with " +
                             std::to_string(remaining()) + " bytes left");
   }
-  [[nodiscard]] bool holds_state() const noexcept { return holds_state_; }
-  void mark_state() noexcept { holds_state_ = true; }
 
  private:
   [[noreturn, gnu::cold, gnu::noinline]] void too_short(std::size_t size) const {
@@ -116,7 +122,6 @@ class CerealReader : public cereal::InputArchive<CerealReader, cereal::AllowEmpt
   }
   const std::byte* at_ = nullptr;
   const std::byte* end_ = nullptr;
-  bool holds_state_ = false;
 };
 
 // Reusing archives. Building and destroying a cereal archive (four hash tables, two vectors) cost
