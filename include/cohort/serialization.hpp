@@ -38,14 +38,22 @@
 #include <optional>
 #include <ostream>
 #include <span>
+#include <stdexcept>
 #include <streambuf>
 #include <string>
 #include <type_traits>
 #include <typeinfo>
 #include <vector>
 
-#include <boost/archive/binary_iarchive.hpp>
+#include <boost/archive/binary_iarchive_impl.hpp>
 #include <boost/archive/binary_oarchive.hpp>
+#include <boost/archive/detail/register_archive.hpp>
+// The template definitions behind binary_iarchive, which libboost_serialization instantiates only
+// for its own archives; CheckedBinaryIArchive (below) is a derived archive of the documented kind.
+#include <boost/archive/impl/archive_serializer_map.ipp>
+#include <boost/archive/impl/basic_binary_iarchive.ipp>
+#include <boost/archive/impl/basic_binary_iprimitive.ipp>
+#include <boost/serialization/collection_size_type.hpp>
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
@@ -400,6 +408,55 @@ class ByteSource final : public std::streambuf {
   }
 };
 
+/// Boost's binary input archive (the same format binary_oarchive writes) that checks every size it
+/// reads from the payload before acting on it: a collection's element count and a string's length
+/// must not exceed the bytes left (every element takes at least one byte), so a corrupt payload
+/// fails with std::length_error (a DeserializeError for the receiver) instead of making Boost
+/// allocate whatever it claims (binary_iarchive sizes strings and containers first).
+class CheckedBinaryIArchive
+    : public boost::archive::binary_iarchive_impl<CheckedBinaryIArchive, char, std::char_traits<char>> {
+  using Base = boost::archive::binary_iarchive_impl<CheckedBinaryIArchive, char, std::char_traits<char>>;
+
+ public:
+  CheckedBinaryIArchive(ByteSource& source, unsigned flags) : Base(source, flags), source_(source) {
+    init(flags);
+  }
+
+  // Boost's archive classes call the overrides below through the most derived type.
+  friend class boost::archive::detail::interface_iarchive<CheckedBinaryIArchive>;
+  friend class boost::archive::basic_binary_iarchive<CheckedBinaryIArchive>;
+  friend class boost::archive::basic_binary_iprimitive<CheckedBinaryIArchive, char, std::char_traits<char>>;
+  friend class boost::archive::load_access;
+
+ protected:
+  template <class T>
+  void load_override(T& t) {
+    Base::load_override(t);
+  }
+  void load_override(boost::serialization::collection_size_type& t) {
+    Base::load_override(t);
+    check(static_cast<const boost::serialization::collection_size_type&>(t), "a collection of");
+  }
+  using Base::load;
+  void load(std::string& s) {
+    std::size_t length = 0;
+    this->load_binary(&length, sizeof length);
+    check(length, "a string of");
+    s.resize(length);
+    if (length != 0) this->load_binary(s.data(), length);
+  }
+
+ private:
+  void check(std::size_t claimed, const char* what) const {
+    if (claimed > source_.remaining()) [[unlikely]] too_big(claimed, what);
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void too_big(std::size_t claimed, const char* what) const {
+    throw std::length_error(std::string("corrupt payload: ") + what + " " + std::to_string(claimed) +
+                            " with " + std::to_string(source_.remaining()) + " bytes left");
+  }
+  ByteSource& source_;
+};
+
 inline constexpr unsigned kBoostArchiveFlags =
     boost::archive::no_header | boost::archive::no_codecvt | boost::archive::no_tracking;
 
@@ -433,7 +490,7 @@ void decode(std::span<const std::byte> bytes, T& value) {
   } else {
     thread_local ByteSource source;  // reused: a streambuf's constructor copies the global locale
     source.reset(bytes);
-    boost::archive::binary_iarchive ar(source, kBoostArchiveFlags);
+    CheckedBinaryIArchive ar(source, kBoostArchiveFlags);
     ar >> value;
     left = source.remaining();
   }
@@ -442,3 +499,6 @@ void decode(std::span<const std::byte> bytes, T& value) {
 
 }  // namespace detail
 }  // namespace cohort
+
+BOOST_SERIALIZATION_REGISTER_ARCHIVE(cohort::detail::CheckedBinaryIArchive)
+BOOST_SERIALIZATION_USE_ARRAY_OPTIMIZATION(cohort::detail::CheckedBinaryIArchive)

@@ -9,8 +9,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-15}
 shift || true
 targets=("$@")
-# payload_boost is left out by default: see fuzz_payload.cpp (Boost sizes strings from the payload).
-((${#targets[@]})) || targets=(frame payload pool_frames queue_item spawn_frames contract)
+((${#targets[@]})) || targets=(frame payload payload_boost pool_frames queue_item spawn_frames contract)
 dir="$root/build-fuzz"
 if [ ! -f "$dir/build.ninja" ]; then
   cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug \

@@ -291,3 +291,96 @@ TEST(Serialization, EmptyContainersEncodeAndDecode) {
 }
 
 }  // namespace
+
+// Boost.Serialization payloads go through CheckedBinaryIArchive: Boost's format, with every size
+// read from the payload checked against the bytes left before anything is allocated for it.
+#include <boost/serialization/map.hpp>
+#include <boost/serialization/string.hpp>
+#include <boost/serialization/vector.hpp>
+
+#include <cstring>
+#include <map>
+
+namespace {
+
+struct BoostRecord {
+  int id = 0;
+  std::string name;
+  std::vector<int> values;
+  std::map<std::string, int> index;
+  std::vector<std::string> words;
+  template <class A>
+  void serialize(A& ar, unsigned /*version*/) {
+    ar & id & name & values & index & words;
+  }
+  bool operator==(const BoostRecord&) const = default;
+};
+// A std::vector of Boost records would travel through cereal (a vector has no Boost-style
+// serialize member), so a batch is a Boost type of its own.
+struct BoostBatch {
+  std::vector<BoostRecord> records;
+  template <class A>
+  void serialize(A& ar, unsigned /*version*/) {
+    ar & records;
+  }
+  bool operator==(const BoostBatch&) const = default;
+};
+static_assert(cohort::format_of<BoostRecord> == cohort::MessageFormat::boost);
+static_assert(cohort::format_of<BoostBatch> == cohort::MessageFormat::boost);
+
+BoostRecord sample_record() {
+  return BoostRecord{7, "seven", {1, 2, 3}, {{"a", 1}, {"bb", 2}}, {"x", "", "yz"}};
+}
+
+TEST(Serialization, BoostPayloadsDecodeAsBinaryOarchiveWroteThem) {
+  Bytes bytes;
+  encode(sample_record(), bytes);
+  EXPECT_EQ(decoded<BoostRecord>(bytes), sample_record());
+  BoostBatch many{std::vector<BoostRecord>(5, sample_record())};
+  many.records[3].name = std::string(5000, 'n');
+  encode(many, bytes);
+  EXPECT_EQ(decoded<BoostBatch>(bytes), many);
+  encode(BoostRecord{}, bytes);  // empty string and containers
+  EXPECT_EQ(decoded<BoostRecord>(bytes), BoostRecord{});
+}
+
+// Overwrites the 8-byte size at `offset` of an encoded payload with `claimed`.
+Bytes with_size(Bytes payload, std::size_t offset, std::uint64_t claimed) {
+  std::memcpy(payload.data() + offset, &claimed, sizeof claimed);
+  return payload;
+}
+
+void expect_corrupt(const Bytes& payload, const char* what) {
+  BoostRecord out;
+  try {
+    decode(std::span<const std::byte>(payload), out);
+    ADD_FAILURE() << "decoded a payload claiming " << what;
+  } catch (const std::length_error& e) {  // not std::bad_alloc: nothing was allocated for it
+    EXPECT_NE(std::string(e.what()).find("corrupt payload"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+  }
+}
+
+// A corrupt length never reaches an allocation: Boost's own binary_iarchive would resize the
+// string or vector to the claimed size first (2^40 bytes: std::bad_alloc, or a real allocation
+// of whatever fits).
+TEST(Serialization, CorruptBoostSizesFailBeforeAllocating) {
+  Bytes good;
+  encode(sample_record(), good);
+  // The name's 8-byte length comes right before "seven", the values' 8-byte count right after
+  // (Boost writes some class information first).
+  const std::string text(reinterpret_cast<const char*>(good.data()), good.size());
+  const std::size_t name_at = text.find("seven");
+  ASSERT_NE(name_at, std::string::npos);
+  ASSERT_GE(name_at, 8u);
+  const std::size_t kNameLength = name_at - 8;
+  const std::size_t kValuesCount = name_at + 5;
+  ASSERT_GT(good.size(), kValuesCount + 8);
+  EXPECT_EQ(decoded<BoostRecord>(with_size(good, kNameLength, 5)), sample_record());  // offsets right
+  expect_corrupt(with_size(good, kNameLength, std::uint64_t{1} << 40), "a string of");
+  expect_corrupt(with_size(good, kValuesCount, std::uint64_t{1} << 40), "a collection of");
+  // Just one more than the bytes left: still refused.
+  expect_corrupt(with_size(good, kNameLength, good.size() - kNameLength - 8 + 1), "a string of");
+}
+
+}  // namespace
