@@ -155,7 +155,7 @@ TEST(SlotRing, StaleSlotsAreNeverTakenForANewFrame) {
           break;
         }
         c.read(got.data(), n);
-        bad += std::memcmp(got.data(), sent[f].data(), n) != 0;
+        bad += n != 0 && std::memcmp(got.data(), sent[f].data(), n) != 0;
         positions += frame_slots(n);
         c.consume(h);
         c.publish();
