@@ -57,7 +57,9 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
       probing_from_(static_cast<std::size_t>(size)),
       is_unwoken_(static_cast<std::size_t>(size), 0) {
   // Tuning knobs for bench/ experiments (every rank must see the same values): use only part of
-  // the stream, and another chunk size.
+  // the stream, another chunk size; COHORT_P2P_STREAM_NT=1: the sender copies into the stream
+  // with non-temporal stores (README, Point-to-point > Benchmarks: better when the two cores
+  // hand lines over slowly, worse when they are fast; off by default).
   std::size_t stream_limit = boxes_.layout().stream_bytes;
   if (const char* v = std::getenv("COHORT_P2P_STREAM_BYTES")) {
     std::size_t want = std::bit_floor(static_cast<std::size_t>(std::strtoull(v, nullptr, 10)));
@@ -84,6 +86,9 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
     in_[ri].stream = transport::StreamConsumer(incoming);
     out_[ri].ring = transport::RingProducer(outgoing);
     out_[ri].stream = transport::StreamProducer(outgoing);
+    if (const char* v = std::getenv("COHORT_P2P_STREAM_NT"); v != nullptr && v[0] == '1') {
+      out_[ri].stream.set_nontemporal(true);
+    }
     sources_.push_back(r);
   }
   if (const char* d = std::getenv("COHORT_DEBUG"); d != nullptr && d[0] == '1' && self == 0) {

@@ -49,6 +49,10 @@
 
 #include "runtime/transport/segment.hpp"
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
 namespace cohort::transport {
 
 inline constexpr std::size_t kSlotBytes = 32;
@@ -142,6 +146,34 @@ inline void copy_small(std::byte* dst, const std::byte* src, std::size_t n) noex
     dst[n / 2] = b;
     dst[n - 1] = c;
   }
+}
+inline void copy_nt(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+#if defined(__x86_64__)
+  std::size_t i = 0;
+  if ((reinterpret_cast<std::uintptr_t>(dst) & 15) == 0) {
+    for (; i + 64 <= n; i += 64) {
+      __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+      __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 16));
+      __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 32));
+      __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 48));
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), a);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 16), b);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 32), c);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 48), d);
+    }
+    _mm_sfence();
+  }
+  if (i < n) std::memcpy(dst + i, src + i, n - i);
+#else
+  std::memcpy(dst, src, n);
+#endif
+}
+inline void copy_in_nt(std::byte* ring, std::size_t size, std::uint64_t offset, const std::byte* src,
+                       std::size_t n) noexcept {
+  std::size_t at = static_cast<std::size_t>(offset) & (size - 1);
+  std::size_t first = std::min(n, size - at);
+  if (first != 0) copy_nt(ring + at, src, first);
+  if (n > first) copy_nt(ring, src + first, n - first);
 }
 inline std::uint16_t load_seq(const std::byte* slot) noexcept {
   return std::atomic_ref<std::uint16_t>(*reinterpret_cast<std::uint16_t*>(const_cast<std::byte*>(slot)))
@@ -331,16 +363,19 @@ class StreamProducer {
         flagged_ = false;
       }
       std::size_t k = std::min({free, n - done, chunk_});
-      ring_detail::copy_in(v_.stream, v_.stream_bytes, tail_, src + done, k);
+      if (nt_) ring_detail::copy_in_nt(v_.stream, v_.stream_bytes, tail_, src + done, k);
+      else ring_detail::copy_in(v_.stream, v_.stream_bytes, tail_, src + done, k);
       tail_ += k;
       done += k;
       v_.producer->stream_tail.store(tail_, std::memory_order_release);
     }
     return done;
   }
+  void set_nontemporal(bool on) noexcept { nt_ = on; }
 
  private:
   PairView v_;
+  bool nt_ = false;
   std::uint64_t tail_ = 0;
   std::uint64_t cached_head_ = 0;
   bool flagged_ = false;

@@ -215,7 +215,9 @@ TEST(SlotRing, ThreadsSmallFramesAtFullSpeed) {
   EXPECT_EQ(c.peek(), nullptr);
 }
 
-TEST(ByteStream, ThreadsMoveMegabytesInChunks) {
+class ByteStream : public ::testing::TestWithParam<bool> {};  // param: non-temporal writes
+
+TEST_P(ByteStream, ThreadsMoveMegabytesInChunks) {
   constexpr std::size_t kBytes = 4096;
   constexpr std::size_t kTotal = std::size_t{8} << 20;
   Memory mem(2 * kCacheLine + kBytes);
@@ -226,6 +228,7 @@ TEST(ByteStream, ThreadsMoveMegabytesInChunks) {
   for (std::size_t i = 0; i < kTotal; ++i) src[i] = pattern(i, i >> 12);
   std::thread producer([&] {
     StreamProducer p(v);
+    p.set_nontemporal(GetParam());
     std::size_t done = 0;
     while (done < kTotal) {
       std::size_t n = p.write(src.data() + done, std::min<std::size_t>(kTotal - done, 3001), 1024);
@@ -245,6 +248,8 @@ TEST(ByteStream, ThreadsMoveMegabytesInChunks) {
   producer.join();
   EXPECT_TRUE(dst == src);
 }
+INSTANTIATE_TEST_SUITE_P(Writes, ByteStream, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "NonTemporal" : "Cached"; });
 
 // Two engines ("ranks" 0 and 1) on one segment, one thread each.
 class TwoRanks {
