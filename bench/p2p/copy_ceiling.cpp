@@ -8,7 +8,9 @@
 // Prints one line per size and method, in GB/s (best of 5 rounds):
 //   memcpy_one_core   one thread copies its own source to its own destination (no crossing);
 //   pipelined_chunks  the sender copies chunks of 64 KiB into a 256 KiB ring, the receiver copies
-//                     each chunk out as soon as it is published (Cohort's stream protocol);
+//                     each chunk out as soon as it is published (Cohort's stream protocol;
+//                     COPY_CEILING_RING_CHUNKS sets the number of chunks in the ring);
+//   pipelined_chunks_nt  the same with non-temporal stores into the ring (COHORT_P2P_STREAM_NT);
 //   single_copy       the receiver copies straight out of the sender's buffer, after the sender
 //                     rewrote it (what CMA / process_vm_readv or XPMEM do, minus the system call);
 //   single_copy_unchanged  the same when the sender never writes its buffer (OSU's bandwidth test
