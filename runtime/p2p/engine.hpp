@@ -144,12 +144,12 @@ class Engine {
   void traced_recv_complete(const Operation& op, int source, std::size_t bytes) noexcept;
   bool blocking_ = false;   // inside block(): its own polls progress, the background need not
   int transfers_ = 0;       // large payloads being pulled through streams (all sources)
-  // Writes the frame of a send: the whole message, or (large) the header of a streamed one.
   // An eager message's frame; a raw one goes straight to the ring's prefix-less write.
   bool write_eager(Outgoing& o, int tag, std::uint32_t context, const detail::SendBuffer& b) noexcept {
     if (b.format == MessageFormat::raw) return o.ring.try_write({tag, context, 0, 0}, std::span(b.data, b.bytes));
     return write_frame(o, tag, context, b, false);
   }
+  // Writes the frame of a send: the whole message, or (large) the header of a streamed one.
   bool write_frame(Outgoing& o, int tag, std::uint32_t context, const detail::SendBuffer& b,
                    bool large) noexcept;
   bool poll_source(int source, bool drain_all);
