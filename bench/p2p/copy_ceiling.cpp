@@ -8,7 +8,9 @@
 // Prints one line per size and method, in GB/s (best of 5 rounds):
 //   memcpy_one_core   one thread copies its own source to its own destination (no crossing);
 //   pipelined_chunks  the sender copies chunks of 64 KiB into a 256 KiB ring, the receiver copies
-//                     each chunk out as soon as it is published (Cohort's stream protocol);
+//                     each chunk out as soon as it is published (Cohort's stream protocol;
+//                     COPY_CEILING_RING_CHUNKS sets the number of chunks in the ring);
+//   pipelined_chunks_nt  the same with non-temporal stores into the ring (COHORT_P2P_STREAM_NT);
 //   single_copy       the receiver copies straight out of the sender's buffer, after the sender
 //                     rewrote it (what CMA / process_vm_readv or XPMEM do, minus the system call);
 //   single_copy_unchanged  the same when the sender never writes its buffer (OSU's bandwidth test
@@ -17,6 +19,9 @@
 // Used by README "Point-to-point > Benchmarks" to say how far from the machine's limit the p2p
 // bandwidth rows are. Not a test: it asserts nothing.
 #include <pthread.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 #include <sched.h>
 
 #include <atomic>
@@ -30,7 +35,7 @@
 namespace {
 
 std::size_t kChunk = 64 * 1024;  // COPY_CEILING_CHUNK overrides
-constexpr std::size_t kRingChunks = 4;
+std::size_t kRingChunks = 4;  // COPY_CEILING_RING_CHUNKS overrides
 constexpr int kRounds = 5;
 
 void pin(int cpu) {
@@ -65,6 +70,26 @@ struct alignas(64) Flag {
   std::atomic<std::uint64_t> value{0};
 };
 
+// Copies n bytes (a multiple of 64, 64-byte aligned destination) with non-temporal stores.
+void copy_nt(char* dst, const char* src, std::size_t n) {
+#if defined(__x86_64__)
+  for (std::size_t i = 0; i < n; i += 64) {
+    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 16));
+    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 32));
+    __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), a);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 16), b);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 32), c);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 48), d);
+  }
+  _mm_sfence();
+#else
+  std::memcpy(dst, src, n);
+#endif
+}
+bool g_nt = false;  // pipelined_chunks: the sender's copies into the ring use non-temporal stores
+
 double pipelined_chunks(std::size_t bytes, int cpu_a, int cpu_b) {
   std::vector<char> src(bytes, 'a'), dst(bytes, 'b');
   std::vector<char> ring(kChunk * kRingChunks);
@@ -97,7 +122,8 @@ double pipelined_chunks(std::size_t bytes, int cpu_a, int cpu_b) {
         while (n - consumed.value.load(std::memory_order_acquire) >= kRingChunks) {
         }
         std::size_t len = std::min(kChunk, bytes - c * kChunk);
-        std::memcpy(ring.data() + (n % kRingChunks) * kChunk, src.data() + c * kChunk, len);
+        if (g_nt) copy_nt(ring.data() + (n % kRingChunks) * kChunk, src.data() + c * kChunk, len);
+        else std::memcpy(ring.data() + (n % kRingChunks) * kChunk, src.data() + c * kChunk, len);
         published.value.store(n + 1, std::memory_order_release);
       }
     }
@@ -148,6 +174,7 @@ double single_copy(std::size_t bytes, int cpu_a, int cpu_b, bool rewrite) {
 
 int main(int argc, char** argv) {
   if (const char* c = std::getenv("COPY_CEILING_CHUNK")) kChunk = std::strtoull(c, nullptr, 10);
+  if (const char* c = std::getenv("COPY_CEILING_RING_CHUNKS")) kRingChunks = std::strtoull(c, nullptr, 10);
   std::vector<std::size_t> sizes;
   for (int i = 1; i < argc; ++i) sizes.push_back(std::strtoull(argv[i], nullptr, 10));
   if (sizes.empty()) sizes = {65536, 1048576, 4194304};
@@ -164,6 +191,9 @@ int main(int argc, char** argv) {
   for (std::size_t bytes : sizes) {
     std::printf("%zu memcpy_one_core %.1f GB/s\n", bytes, memcpy_one_core(bytes));
     std::printf("%zu pipelined_chunks %.1f GB/s\n", bytes, pipelined_chunks(bytes, cpus[0], cpus[1]));
+    g_nt = true;
+    std::printf("%zu pipelined_chunks_nt %.1f GB/s\n", bytes, pipelined_chunks(bytes, cpus[0], cpus[1]));
+    g_nt = false;
     std::printf("%zu single_copy %.1f GB/s\n", bytes, single_copy(bytes, cpus[0], cpus[1], true));
     std::printf("%zu single_copy_unchanged %.1f GB/s\n", bytes, single_copy(bytes, cpus[0], cpus[1], false));
   }

@@ -163,7 +163,7 @@ bool test_all(std::span<Request> requests) {
   for (Request& r : requests) {
     if (r.operation() != nullptr && !r.operation()->done) return false;
   }
-  detail::complete_requests(requests);
+  detail::finish_requests(requests);
   return true;
 }
 

@@ -55,9 +55,11 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
       out_(static_cast<std::size_t>(size)),
       posted_from_(static_cast<std::size_t>(size)),
       probing_from_(static_cast<std::size_t>(size)),
-      is_unwoken_(static_cast<std::size_t>(size), false) {
+      is_unwoken_(static_cast<std::size_t>(size), 0) {
   // Tuning knobs for bench/ experiments (every rank must see the same values): use only part of
-  // the stream, and another chunk size.
+  // the stream, another chunk size; COHORT_P2P_STREAM_NT=1: the sender copies into the stream
+  // with non-temporal stores (README, Point-to-point > Benchmarks: better when the two cores
+  // hand lines over slowly, worse when they are fast; off by default).
   std::size_t stream_limit = boxes_.layout().stream_bytes;
   if (const char* v = std::getenv("COHORT_P2P_STREAM_BYTES")) {
     std::size_t want = std::bit_floor(static_cast<std::size_t>(std::strtoull(v, nullptr, 10)));
@@ -84,6 +86,9 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
     in_[ri].stream = transport::StreamConsumer(incoming);
     out_[ri].ring = transport::RingProducer(outgoing);
     out_[ri].stream = transport::StreamProducer(outgoing);
+    if (const char* v = std::getenv("COHORT_P2P_STREAM_NT"); v != nullptr && v[0] == '1') {
+      out_[ri].stream.set_nontemporal(true);
+    }
     sources_.push_back(r);
   }
   if (const char* d = std::getenv("COHORT_DEBUG"); d != nullptr && d[0] == '1' && self == 0) {
@@ -127,7 +132,7 @@ void Engine::release(Operation* op) noexcept {
 void Engine::flush_wakes() noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   for (int d : unwoken_) {
-    is_unwoken_[static_cast<std::size_t>(d)] = false;
+    is_unwoken_[static_cast<std::size_t>(d)] = 0;
     if (segment_.slot(d).sleeping.load(std::memory_order_relaxed) != 0) segment_.wake(d);
   }
   unwoken_.clear();
@@ -226,7 +231,8 @@ void Engine::post(Operation& op) {
 
 void Engine::unpost(Operation& op) noexcept {
   if (!op.posted) return;
-  posted_.erase(std::find(posted_.begin(), posted_.end(), &op));
+  if (posted_.front() == &op) posted_.pop_front();  // the usual case: the oldest matched
+  else posted_.erase(std::find(posted_.begin(), posted_.end(), &op));
   op.posted = false;
   if (op.peer < 0) --posted_any_;
   else --posted_from_[static_cast<std::size_t>(op.peer)];
@@ -428,7 +434,7 @@ bool Engine::push_sends(int dest) {
     const SendBuffer& b = op.buffer;
     if (!op.header_sent) {
       if (b.bytes <= eager_max_) {
-        if (!write_frame(o, op.tag, op.comm->context(), b, false)) break;
+        if (!write_eager(o, op.tag, op.comm->context(), b)) break;
         wrote = true;
         o.queue.pop_front();
         complete_send(op);
@@ -466,7 +472,7 @@ void Engine::send_now(CommunicatorImpl& comm, int dest, int tag, const SendBuffe
   }
   Outgoing& o = out_[static_cast<std::size_t>(dest)];
   if (o.queue.empty() && b.bytes <= eager_max_) {
-    if (write_frame(o, tag, comm.context(), b, false)) {
+    if (write_eager(o, tag, comm.context(), b)) {
       segment_.wake(dest);
       return;
     }
@@ -515,12 +521,12 @@ Request Engine::isend_now(CommunicatorImpl& comm, int dest, int tag, const SendB
   }
   Outgoing& o = out_[static_cast<std::size_t>(dest)];
   if (o.queue.empty() && b.bytes <= eager_max_) {
-    if (write_frame(o, tag, comm.context(), b, false)) {
+    if (write_eager(o, tag, comm.context(), b)) {
       auto d = static_cast<std::size_t>(dest);
       if (segment_.slot(dest).sleeping.load(std::memory_order_relaxed) != 0) {
         segment_.wake(dest);
       } else if (!is_unwoken_[d]) {
-        is_unwoken_[d] = true;
+        is_unwoken_[d] = 1;
         unwoken_.push_back(dest);
       }
       return Request::completed(done_status);
@@ -626,17 +632,53 @@ bool Engine::pump_stream(int source) {
   return did;
 }
 
+// The fast path of the usual small message: an eager raw frame that the oldest posted receive
+// takes and accepts. Returns false, having changed nothing, for anything else (a serialized or
+// large frame, another receive first in line, a size the receive refuses, a frame the checks of
+// decode_frame would reject): on_frame then does the general matching, checks and errors.
+bool Engine::take_eager_raw(int source, const transport::FrameHeader& h) {
+  if ((h.info >> 13) != 0 || posted_.empty()) return false;  // kind raw, no flags
+  Operation& op = *posted_.front();
+  const RecvTarget& t = op.target;
+  const std::size_t bytes = h.bytes();
+  // bytes <= eager_max_: within a quarter of the ring, as decode_frame demands.
+  if (t.format != MessageFormat::raw || bytes > eager_max_ || op.comm->context() != h.context ||
+      (op.peer >= 0 && op.peer != source) || (op.tag >= 0 && op.tag != h.tag)) {
+    return false;
+  }
+  if (t.elem_size > 1 && bytes % t.elem_size != 0) return false;
+  if (t.prepare == nullptr && (bytes > t.capacity || (t.exact && bytes != t.capacity))) return false;
+  // unpost() and complete_recv() for this case, inline.
+  posted_.pop_front();
+  op.posted = false;
+  if (op.peer < 0) --posted_any_;
+  else --posted_from_[static_cast<std::size_t>(source)];
+  op.matched_source = source;
+  op.trace_seq = next_received_seq(source);
+  std::byte* dst = t.prepare == nullptr ? t.buffer : t.prepare(t.ctx, bytes);
+  in_[static_cast<std::size_t>(source)].ring.read(dst, bytes);
+  op.status = Status{op.comm->context() == 0 ? source : comm_rank(*op.comm, source), Tag{h.tag}, bytes};
+  op.done = true;
+  ++completed_;
+  if (trace_.on()) [[unlikely]] traced_recv_complete(op, source, bytes);
+  return true;
+}
+
 bool Engine::poll_source(int source, bool drain_all) {
   Incoming& in = in_[static_cast<std::size_t>(source)];
   bool did = false;
-  while (const transport::FrameHeader* h = in.ring.peek()) {
-    if (!on_frame(source, *h, drain_all)) break;
-    in.ring.consume(h);
-    did = true;
-  }
-  if (did) {
-    in.ring.publish();
-    if (in.ring.producer_needs_wake()) segment_.wake(source);
+  // A frame that no posted receive or probe could take stays in the ring unread (on_frame would
+  // leave it there), so the ring's lines are not even pulled over.
+  if (drain_all || should_drain(source)) {
+    while (const transport::FrameHeader* h = in.ring.peek()) {
+      if (!take_eager_raw(source, *h) && !on_frame(source, *h, drain_all)) break;
+      in.ring.consume(h);
+      did = true;
+    }
+    if (did) {
+      in.ring.publish();
+      if (in.ring.producer_needs_wake()) segment_.wake(source);
+    }
   }
   if (!in.transfers.empty() && pump_stream(source)) did = true;
   return did;
@@ -707,8 +749,9 @@ Request Engine::irecv(CommunicatorImpl& comm, int source, int tag, const RecvTar
   op->tag = tag;
   op->target = t;
   op->storage = &op->own_storage;
+  // Posting only: the frames waiting in the rings are matched by the next progress call (a
+  // wait, a test, any blocking call), in post order, so a window of irecvs costs one poll.
   post(*op);
-  if (!op->done) progress(false);
   return Request(op);
 }
 

@@ -144,10 +144,16 @@ class Engine {
   void traced_recv_complete(const Operation& op, int source, std::size_t bytes) noexcept;
   bool blocking_ = false;   // inside block(): its own polls progress, the background need not
   int transfers_ = 0;       // large payloads being pulled through streams (all sources)
+  // An eager message's frame; a raw one goes straight to the ring's prefix-less write.
+  bool write_eager(Outgoing& o, int tag, std::uint32_t context, const detail::SendBuffer& b) noexcept {
+    if (b.format == MessageFormat::raw) return o.ring.try_write({tag, context, 0, 0}, std::span(b.data, b.bytes));
+    return write_frame(o, tag, context, b, false);
+  }
   // Writes the frame of a send: the whole message, or (large) the header of a streamed one.
   bool write_frame(Outgoing& o, int tag, std::uint32_t context, const detail::SendBuffer& b,
                    bool large) noexcept;
   bool poll_source(int source, bool drain_all);
+  bool take_eager_raw(int source, const transport::FrameHeader& h);
   bool pump_stream(int source);
   // Returns false when the frame must stay in the ring (unmatched large message).
   bool on_frame(int source, const transport::FrameHeader& h, bool drain_all);
@@ -194,7 +200,7 @@ class Engine {
   std::vector<Outgoing> out_;
   std::vector<int> sources_;    // other ranks, polled round-robin
   std::size_t rr_ = 0;
-  std::vector<Operation*> posted_;  // in post order
+  std::deque<Operation*> posted_;  // in post order (usually matched and removed from the front)
   std::vector<int> posted_from_;
   int posted_any_ = 0;
   std::vector<int> probing_from_;
@@ -205,7 +211,7 @@ class Engine {
   std::uint64_t completed_ = 0;       // operations completed (published to the slot when waiting)
   std::vector<std::unique_ptr<Operation>> pool_;  // free operations
   std::vector<int> unwoken_;          // destinations written to without a fenced wake check
-  std::vector<bool> is_unwoken_;
+  std::vector<std::uint8_t> is_unwoken_;
   void flush_wakes() noexcept;
   // cohortrun --trace/--stats: this rank's trace block (off: every check is one branch), and the
   // number of messages sent to / taken from each peer so far. Rings are FIFO per pair, so the

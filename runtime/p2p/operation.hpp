@@ -44,19 +44,19 @@ struct Operation {
   bool header_sent = false;
   std::size_t streamed = 0;
 
-  /// Back to the state of a fresh operation, keeping allocated capacity (pooled reuse).
+  /// Back to the state of a fresh operation, keeping allocated capacity (pooled reuse). `peer`,
+  /// `tag`, `comm`, `kind` and the side's `target` or `buffer` are set by whoever acquires it
+  /// (Engine::irecv, Engine::isend_now) before any use; the other side's member is never read.
   void reset() noexcept {
     done = posted = queued = header_sent = false;
-    peer = tag = matched_source = -1;
+    matched_source = -1;
     blocking = false;
     trace_seq = 0;
     status = Status{};
-    error = nullptr;
-    target = RecvTarget{};
+    if (error) error = nullptr;
     storage = nullptr;
     own_storage.clear();
-    buffer = SendBuffer{};
-    keep_alive.reset();
+    if (keep_alive) keep_alive.reset();
     streamed = 0;
   }
 };

@@ -10,9 +10,27 @@
 // The producer writes the payload and the header fields, then stores `seq = frame_seq(p)` with
 // release: an 8-byte message takes half a cache line (two per line: half the line transfers at
 // high message rates), a message of up to 52 bytes one line, and the consumer never reads a
-// producer cursor. The consumer zeroes the first word of every slot it consumed before it
-// publishes its head, so stale payload can never look like a header. The producer caches the
-// consumer's head and reads it only when the ring looks full.
+// producer cursor. The producer caches the consumer's head and reads it only when the ring looks
+// full.
+//
+// Why a stale slot is never taken for a new frame. The consumer looks only at the slot of its
+// head position P, which is where the next frame starts, and takes it when the slot's `seq`
+// equals frame_seq(P). Frames tile the ring (each absolute position belongs to exactly one
+// frame, as its header slot or as a continuation slot), and the producer writes only positions
+// in [head, head + slots) (it waits for the consumer's head), so before the frame at P is
+// published, slot P holds what its previous use, position P - slots, left there:
+//   - a header slot: its `seq`, frame_seq(P - slots), which differs from frame_seq(P) because
+//     the ring has fewer than 2^15 slots (frame_seq keeps 15 bits of the position, times two);
+//   - a continuation slot: payload, which could look like anything, so the consumer zeroes the
+//     first word of every continuation slot it consumed before it publishes its head (0 is
+//     never a frame_seq: those are odd);
+//   - nothing yet (first lap): 0, the formatted state.
+// While the producer writes the frame at P, the only store to the first word of slot P is the
+// final release store of frame_seq(P). So the consumer never writes a header slot's line: a
+// one-slot frame (up to 20 bytes of payload) costs the consumer no store into the ring at all,
+// and the line moves back to the producer without an ownership round trip.
+// (tests/unit/ring_test.cpp, SlotRing.*: wrapped thousands of times with mixed frame sizes, every
+// position both header and continuation, a consumer that takes nothing stale.)
 //
 // Byte stream (large messages). A plain ring of bytes with a tail (producer) and a head
 // (consumer) cursor on separate cache lines, copied in chunks so that both sides copy at once.
@@ -30,6 +48,10 @@
 #include <span>
 
 #include "runtime/transport/segment.hpp"
+
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 namespace cohort::transport {
 
@@ -99,6 +121,60 @@ inline void copy_out(const std::byte* ring, std::size_t size, std::uint64_t offs
   if (first != 0) std::memcpy(dst, ring + at, first);
   if (n > first) std::memcpy(dst + first, ring, n - first);
 }
+// Copies n <= 24 bytes without a call into the library's memcpy (the payload of a one-slot
+// frame: the usual small message). Overlapping fixed-size copies cover every length.
+inline void copy_small(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+  if (n >= 8) {
+    std::uint64_t a, b, c;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + (n - 8), 8);
+    if (n > 16) {
+      std::memcpy(&c, src + 8, 8);
+      std::memcpy(dst + 8, &c, 8);
+    }
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + (n - 8), &b, 8);
+  } else if (n >= 4) {
+    std::uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + (n - 4), 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + (n - 4), &b, 4);
+  } else if (n != 0) {
+    std::byte a = src[0], b = src[n / 2], c = src[n - 1];
+    dst[0] = a;
+    dst[n / 2] = b;
+    dst[n - 1] = c;
+  }
+}
+inline void copy_nt(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+#if defined(__x86_64__)
+  std::size_t i = 0;
+  if ((reinterpret_cast<std::uintptr_t>(dst) & 15) == 0) {
+    for (; i + 64 <= n; i += 64) {
+      __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+      __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 16));
+      __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 32));
+      __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 48));
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), a);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 16), b);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 32), c);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 48), d);
+    }
+    _mm_sfence();
+  }
+  if (i < n) std::memcpy(dst + i, src + i, n - i);
+#else
+  std::memcpy(dst, src, n);
+#endif
+}
+inline void copy_in_nt(std::byte* ring, std::size_t size, std::uint64_t offset, const std::byte* src,
+                       std::size_t n) noexcept {
+  std::size_t at = static_cast<std::size_t>(offset) & (size - 1);
+  std::size_t first = std::min(n, size - at);
+  if (first != 0) copy_nt(ring + at, src, first);
+  if (n > first) copy_nt(ring, src + first, n - first);
+}
 inline std::uint16_t load_seq(const std::byte* slot) noexcept {
   return std::atomic_ref<std::uint16_t>(*reinterpret_cast<std::uint16_t*>(const_cast<std::byte*>(slot)))
       .load(std::memory_order_acquire);
@@ -131,23 +207,43 @@ class RingProducer {
     const std::size_t need = frame_slots(bytes);
     if (v_.slot_count - (tail_ - cached_head_) < need && !refresh(need)) return false;
     const std::size_t ring_bytes = v_.slot_count * kSlotBytes;
-    std::byte* slot = v_.slots + (static_cast<std::size_t>(tail_) & (v_.slot_count - 1)) * kSlotBytes;
     const std::uint64_t at = tail_ * kSlotBytes + kFrameHeaderBytes;
     if (!prefix.empty()) ring_detail::copy_in(v_.slots, ring_bytes, at, prefix.data(), prefix.size());
     if (!payload.empty()) {
       ring_detail::copy_in(v_.slots, ring_bytes, at + prefix.size(), payload.data(), payload.size());
     }
+    publish_frame(meta, bytes, need);
+    return true;
+  }
+  /// The same without a prefix. A payload of up to 20 bytes (one slot, the usual small message)
+  /// is copied straight behind the header: no wrap-around to handle.
+  [[nodiscard]] bool try_write(const FrameMeta& meta, std::span<const std::byte> payload) noexcept {
+    const std::size_t bytes = payload.size();
+    if (bytes <= kSlotBytes - kFrameHeaderBytes) {
+      if (tail_ - cached_head_ == v_.slot_count && !refresh(1)) return false;
+      ring_detail::copy_small(slot_at(tail_) + kFrameHeaderBytes, payload.data(), bytes);
+      publish_frame(meta, bytes, 1);
+      return true;
+    }
+    return try_write(meta, {}, payload);
+  }
+
+ private:
+  [[nodiscard]] std::byte* slot_at(std::uint64_t pos) const noexcept {
+    return v_.slots + (static_cast<std::size_t>(pos) & (v_.slot_count - 1)) * kSlotBytes;
+  }
+  // Writes the header of the frame at the tail, then its `seq` (release), and moves the tail.
+  void publish_frame(const FrameMeta& meta, std::size_t bytes, std::size_t slots) noexcept {
+    std::byte* slot = slot_at(tail_);
     auto* h = reinterpret_cast<FrameHeader*>(slot);
     h->info = static_cast<std::uint16_t>(bytes | (static_cast<std::size_t>(meta.kind & 3u) << 13) |
                                          (static_cast<std::size_t>(meta.flags & 1u) << 15));
     h->tag = meta.tag;
     h->context = meta.context;
     ring_detail::store_seq(slot, frame_seq(tail_), std::memory_order_release);
-    tail_ += need;
-    return true;
+    tail_ += slots;
   }
 
- private:
   bool refresh(std::size_t need) noexcept {
     cached_head_ = v_.consumer->ring_head.load(std::memory_order_acquire);
     if (v_.slot_count - (tail_ - cached_head_) >= need) {
@@ -189,13 +285,19 @@ class RingConsumer {
   }
   /// Copies `n` payload bytes of the head frame, from payload offset `offset`, to `dst`.
   void read(std::byte* dst, std::size_t n, std::size_t offset = 0) const noexcept {
+    if (offset + n <= kSlotBytes - kFrameHeaderBytes) {  // within the header slot: no wrap
+      ring_detail::copy_small(dst, slot_at(head_) + kFrameHeaderBytes + offset, n);
+      return;
+    }
     ring_detail::copy_out(v_.slots, v_.slot_count * kSlotBytes,
                           head_ * kSlotBytes + kFrameHeaderBytes + offset, dst, n);
   }
-  /// Releases the head frame (its slots become free once publish() runs).
+  /// Releases the head frame (its slots become free once publish() runs). Zeroes the first
+  /// word of its continuation slots only: the header slot keeps its `seq`, which can never be
+  /// taken for a later frame (see the top of this file).
   void consume(const FrameHeader* h) noexcept {
     std::size_t n = frame_slots(h->bytes());
-    for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t i = 1; i < n; ++i) {
       ring_detail::store_seq(const_cast<std::byte*>(slot_at(head_ + i)), 0, std::memory_order_relaxed);
     }
     head_ += n;
@@ -261,16 +363,19 @@ class StreamProducer {
         flagged_ = false;
       }
       std::size_t k = std::min({free, n - done, chunk_});
-      ring_detail::copy_in(v_.stream, v_.stream_bytes, tail_, src + done, k);
+      if (nt_) ring_detail::copy_in_nt(v_.stream, v_.stream_bytes, tail_, src + done, k);
+      else ring_detail::copy_in(v_.stream, v_.stream_bytes, tail_, src + done, k);
       tail_ += k;
       done += k;
       v_.producer->stream_tail.store(tail_, std::memory_order_release);
     }
     return done;
   }
+  void set_nontemporal(bool on) noexcept { nt_ = on; }
 
  private:
   PairView v_;
+  bool nt_ = false;
   std::uint64_t tail_ = 0;
   std::uint64_t cached_head_ = 0;
   bool flagged_ = false;

@@ -417,6 +417,142 @@ TEST_F(P2P, TypeMismatchAndDeserializeErrors) {
   EXPECT_EQ(c.recv<int>(left, Tag{12}), 1234);
 }
 
+// Receives posted before their messages arrive (irecv only posts; the wait matches): an eager
+// raw message for the oldest posted receive takes the fast path, others the general one; either
+// way each message goes to the first posted receive that matches it.
+TEST_F(P2P, PostedReceivesMatchInPostOrder) {
+  auto& c = world();
+  if (c.size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  if (c.rank() > 1) return;
+  constexpr Tag kGo{40};
+  if (c.rank() == 1) {
+    std::array<int, 2> a{}, b{};
+    int any = 0;
+    std::vector<int> d;
+    std::string e;
+    std::vector<cohort::Request> reqs;
+    reqs.push_back(c.irecv(std::span(a), 0, Tag{1}));
+    reqs.push_back(c.irecv(std::span(b), 0, Tag{2}));
+    reqs.push_back(c.irecv(any, any_source, any_tag));
+    reqs.push_back(c.irecv(d, 0, Tag{1}));
+    reqs.push_back(c.irecv(e, any_source, Tag{1}));
+    c.send(0, 0, kGo);
+    auto st = cohort::wait_all(reqs);
+    EXPECT_EQ(b, (std::array<int, 2>{2, 2}));  // tag 2 first: not the oldest receive's
+    EXPECT_EQ(a, (std::array<int, 2>{1, 1}));
+    EXPECT_EQ(any, 3);
+    EXPECT_EQ(st[2].tag, Tag{3});
+    EXPECT_EQ(st[2].source, 0);
+    EXPECT_EQ(d, (std::vector<int>{4, 4, 4}));
+    EXPECT_EQ(e, "five");
+    EXPECT_EQ(st[4].bytes, 4u);
+    EXPECT_EQ(st[3].tag, Tag{1});
+  } else {
+    (void)c.recv<int>(1, kGo);
+    c.send(std::array<int, 2>{2, 2}, 1, Tag{2});
+    c.send(std::array<int, 2>{1, 1}, 1, Tag{1});
+    c.send(3, 1, Tag{3});
+    c.send(std::vector<int>{4, 4, 4}, 1, Tag{1});
+    c.send(std::string("five"), 1, Tag{1});
+  }
+}
+
+// Every way a posted receive can refuse an eager raw message, each found when the message
+// arrives (the fast path must hand these to the general checks): the error comes from the
+// request, the message is consumed, and the next message is intact.
+TEST_F(P2P, PostedReceiveErrorsConsumeTheMessage) {
+  auto& c = world();
+  if (c.size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  if (c.rank() > 1) return;
+  constexpr Tag kGo{41}, kT{42};
+  if (c.rank() == 1) {
+    std::array<char, 4> small{};
+    std::vector<int> ints;
+    int exact = 0, exact2 = 0, fine = 0;
+    Particle p;
+    std::vector<cohort::Request> reqs;
+    reqs.push_back(c.irecv(std::span(small), 0, kT));  // 8 bytes into 4: truncation
+    reqs.push_back(c.irecv(ints, 0, kT));              // 7 bytes as ints
+    reqs.push_back(c.irecv(exact, 0, kT));             // 2 bytes into an int
+    reqs.push_back(c.irecv(exact2, any_source, kT));   // a cereal message into an int
+    reqs.push_back(c.irecv(p, 0, kT));                 // raw bytes into a cereal type
+    reqs.push_back(c.irecv(fine, 0, kT));
+    c.send(0, 0, kGo);
+    try {
+      reqs[0].wait();
+      ADD_FAILURE() << "no TruncationError";
+    } catch (const cohort::TruncationError& e) {
+      EXPECT_EQ(e.message_bytes(), 8u);
+      EXPECT_EQ(e.buffer_bytes(), 4u);
+    }
+    EXPECT_THROW(reqs[1].wait(), cohort::TypeMismatch);
+    EXPECT_THROW(reqs[2].wait(), cohort::TypeMismatch);
+    EXPECT_THROW(reqs[3].wait(), cohort::TypeMismatch);
+    EXPECT_THROW(reqs[4].wait(), cohort::TypeMismatch);
+    EXPECT_EQ(reqs[5].wait().bytes, sizeof(int));
+    EXPECT_EQ(fine, 42);
+    EXPECT_EQ(small, (std::array<char, 4>{}));  // a refused message writes nothing
+  } else {
+    (void)c.recv<int>(1, kGo);
+    c.send(std::int64_t{-1}, 1, kT);
+    c.send(std::vector<char>(7, 'x'), 1, kT);
+    c.send(std::int16_t{5}, 1, kT);
+    c.send(Particle{"p", 1.0, {}}, 1, kT);
+    c.send(std::vector<int>{1, 2}, 1, kT);
+    c.send(42, 1, kT);
+  }
+}
+
+// A probe while receives are posted: the probed message is not one they want; it is taken
+// aside, the posted receive gets its own, and the probed one is then received.
+TEST_F(P2P, ProbeWhileAReceiveIsPosted) {
+  auto& c = world();
+  if (c.size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  if (c.rank() > 1) return;
+  constexpr Tag kGo{43}, kWanted{44}, kProbed{45};
+  if (c.rank() == 1) {
+    int x = 0;
+    auto r = c.irecv(x, 0, kWanted);
+    c.send(0, 0, kGo);
+    cohort::Status st = c.probe(any_source, kProbed);
+    EXPECT_EQ(st.source, 0);
+    EXPECT_EQ(st.bytes, sizeof(double));
+    EXPECT_EQ(r.wait().tag, kWanted);
+    EXPECT_EQ(x, 7);
+    EXPECT_EQ(c.recv<double>(0, kProbed), 2.5);
+    EXPECT_FALSE(c.iprobe(any_source, any_tag).has_value());
+  } else {
+    (void)c.recv<int>(1, kGo);
+    c.send(2.5, 1, kProbed);
+    c.send(7, 1, kWanted);
+  }
+}
+
+// Non-blocking any-source receives posted ahead of every sender's messages: each message once,
+// each sender's order kept.
+TEST_F(P2P, PostedAnySourceReceivesFromEverySender) {
+  auto& c = world();
+  constexpr int kEach = 50;
+  constexpr Tag kGo{46}, kT{47};
+  if (c.rank() == 0) {
+    const auto total = static_cast<std::size_t>((c.size() - 1) * kEach);
+    std::vector<std::array<int, 2>> got(total);
+    std::vector<cohort::Request> reqs;
+    for (auto& g : got) reqs.push_back(c.irecv(std::span(g), any_source, kT));
+    for (int r = 1; r < c.size(); ++r) c.send(0, r, kGo);
+    auto st = cohort::wait_all(reqs);
+    std::vector<int> next(static_cast<std::size_t>(c.size()), 0);
+    for (std::size_t i = 0; i < total; ++i) {
+      ASSERT_EQ(got[i][0], st[i].source);
+      ASSERT_EQ(got[i][1], next[static_cast<std::size_t>(st[i].source)]++) << "order from " << st[i].source;
+    }
+    for (int r = 1; r < c.size(); ++r) EXPECT_EQ(next[static_cast<std::size_t>(r)], kEach);
+  } else {
+    (void)c.recv<int>(0, kGo);
+    for (int i = 0; i < kEach; ++i) c.send(std::array<int, 2>{c.rank(), i}, 0, kT);
+  }
+}
+
 TEST_F(P2P, SendToSelfIncludingLargeBlocking) {
   auto& c = world();
   auto big = pattern(3 * stream_bytes() + 3, 99);

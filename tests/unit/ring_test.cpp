@@ -2,6 +2,7 @@
 // engine of two "ranks" run as two threads over one segment in private memory.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -108,7 +109,115 @@ TEST(SlotRing, ThreadsExchangeFramesInOrder) {
   EXPECT_EQ(c.peek(), nullptr);
 }
 
-TEST(ByteStream, ThreadsMoveMegabytesInChunks) {
+// A ring that is not zeroed behind the consumer's header slots: after every frame is consumed
+// the consumer must see nothing at its head (a stale header keeps the `seq` of its own lap, a
+// stale continuation slot was zeroed), through thousands of laps of mixed frame sizes (every
+// position is a header in some laps and a continuation in others) and past the point where
+// the 16-bit `seq` of a position repeats (2^15 / slots laps).
+TEST(SlotRing, StaleSlotsAreNeverTakenForANewFrame) {
+  for (std::size_t slots : {std::size_t{16}, std::size_t{64}}) {
+    const std::size_t max_payload = slots / 4 * kSlotBytes - kFrameHeaderBytes;
+    Memory mem(2 * kCacheLine + slots * kSlotBytes);
+    auto m = mem.span(2 * kCacheLine + slots * kSlotBytes);
+    PairView v{new (m.data()) ProducerLine{}, new (m.data() + kCacheLine) ConsumerLine{},
+               m.data() + 2 * kCacheLine, slots, nullptr, 0};
+    RingProducer p(v);
+    RingConsumer c(v);
+    std::vector<std::byte> buf(max_payload), got(max_payload);
+    std::uint64_t x = 12345, positions = 0, written = 0, frames = 0, bad = 0;
+    const std::uint64_t laps = 3 * (std::uint64_t{1} << 15) / slots;  // seq repeats every 2^15/slots laps
+    while (positions < laps * slots) {
+      // Mostly one-slot frames (a header slot every time), some up to a quarter of the ring.
+      x = x * 6364136223846793005u + 1442695040888963407u;
+      std::size_t n = (x >> 60) < 10 ? (x >> 33) % 21 : (x >> 33) % (max_payload + 1);
+      // Up to three frames in flight: the consumer lags the producer.
+      std::uint64_t ahead = (x >> 20) % 3 + 1;
+      std::vector<std::uint64_t> tags;
+      std::vector<std::vector<std::byte>> sent;
+      for (std::uint64_t a = 0; a < ahead; ++a) {
+        // The first word of each continuation slot holds the very seq a frame starting at that
+        // slot one lap later would carry: taken unless the consumer zeroed it.
+        for (std::size_t k = 0; k < n; ++k) buf[k] = static_cast<std::byte>(x >> (k % 8 * 8));
+        for (std::size_t j = 1; j < frame_slots(n); ++j) {
+          std::uint16_t later = frame_seq(written + j + slots);
+          std::memcpy(buf.data() + j * kSlotBytes - kFrameHeaderBytes, &later, sizeof later);
+        }
+        FrameMeta meta{static_cast<std::int32_t>(frames + a), 3, 0, 0};
+        if (!p.try_write(meta, std::span<const std::byte>(buf.data(), n))) break;
+        written += frame_slots(n);
+        tags.push_back(frames + a);
+        sent.emplace_back(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+      for (std::size_t f = 0; f < tags.size(); ++f) {
+        const FrameHeader* h = c.peek();
+        if (h == nullptr || h->tag != static_cast<std::int32_t>(tags[f]) || h->bytes() != n) {
+          ++bad;
+          break;
+        }
+        c.read(got.data(), n);
+        bad += n != 0 && std::memcmp(got.data(), sent[f].data(), n) != 0;
+        positions += frame_slots(n);
+        c.consume(h);
+        c.publish();
+        ++frames;
+      }
+      if (c.peek() != nullptr) ++bad;  // nothing new was written: the head slot is stale
+      ASSERT_EQ(bad, 0u) << "slots " << slots << " frame " << frames;
+    }
+  }
+}
+
+// The producer fast (one-slot frames, no yield) against a consumer spinning on its head slot:
+// with the header slots never zeroed, a stale one must never pass for the next frame.
+TEST(SlotRing, ThreadsSmallFramesAtFullSpeed) {
+  constexpr std::size_t kSlots = 64;
+  constexpr std::uint64_t kFrames = 200000;
+  Memory mem(2 * kCacheLine + kSlots * kSlotBytes);
+  auto m = mem.span(2 * kCacheLine + kSlots * kSlotBytes);
+  PairView v{new (m.data()) ProducerLine{}, new (m.data() + kCacheLine) ConsumerLine{},
+             m.data() + 2 * kCacheLine, kSlots, nullptr, 0};
+  auto size_of = [](std::uint64_t i) -> std::size_t { return i % 7 == 0 ? 20 + i % 100 : i % 21; };
+  std::atomic<bool> stop{false};  // the consumer gave up: the producer must not wait forever
+  std::thread producer([&] {
+    RingProducer p(v);
+    std::vector<std::byte> buf(128);
+    for (std::uint64_t i = 0; i < kFrames; ++i) {
+      std::size_t n = size_of(i);
+      for (std::size_t k = 0; k < n; ++k) buf[k] = pattern(i, k);
+      FrameMeta meta{static_cast<std::int32_t>(i), 7, 0, 0};
+      while (!p.try_write(meta, std::span<const std::byte>(buf.data(), n))) {
+        if (stop.load(std::memory_order_relaxed)) return;
+      }
+    }
+  });
+  RingConsumer c(v);
+  std::vector<std::byte> buf(128);
+  std::uint64_t bad = 0;
+  for (std::uint64_t i = 0; i < kFrames;) {
+    const FrameHeader* h = c.peek();
+    if (h == nullptr) continue;
+    std::size_t n = size_of(i);
+    if (h->bytes() != n || h->tag != static_cast<std::int32_t>(i) || h->context != 7) {
+      ++bad;
+      stop = true;
+      break;
+    }
+    c.read(buf.data(), n);
+    for (std::size_t k = 0; k < n; ++k) bad += buf[k] != pattern(i, k);
+    c.consume(h);
+    if (i % 3 == 0) c.publish();  // publish in batches, as poll_source does
+    (void)c.producer_needs_wake();
+    ++i;
+  }
+  c.publish();
+  producer.join();
+  ASSERT_EQ(bad, 0u);
+  EXPECT_EQ(c.peek(), nullptr);
+}
+
+class ByteStream : public ::testing::TestWithParam<bool> {};  // param: non-temporal writes
+
+TEST_P(ByteStream, ThreadsMoveMegabytesInChunks) {
   constexpr std::size_t kBytes = 4096;
   constexpr std::size_t kTotal = std::size_t{8} << 20;
   Memory mem(2 * kCacheLine + kBytes);
@@ -119,6 +228,7 @@ TEST(ByteStream, ThreadsMoveMegabytesInChunks) {
   for (std::size_t i = 0; i < kTotal; ++i) src[i] = pattern(i, i >> 12);
   std::thread producer([&] {
     StreamProducer p(v);
+    p.set_nontemporal(GetParam());
     std::size_t done = 0;
     while (done < kTotal) {
       std::size_t n = p.write(src.data() + done, std::min<std::size_t>(kTotal - done, 3001), 1024);
@@ -138,6 +248,8 @@ TEST(ByteStream, ThreadsMoveMegabytesInChunks) {
   producer.join();
   EXPECT_TRUE(dst == src);
 }
+INSTANTIATE_TEST_SUITE_P(Writes, ByteStream, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "NonTemporal" : "Cached"; });
 
 // Two engines ("ranks" 0 and 1) on one segment, one thread each.
 class TwoRanks {
