@@ -11,6 +11,7 @@ Cohort and Open MPI runs alternate (A B A B ...) and the median of the repeats i
 the ratio cohort / openmpi (for compute_efficiency, a ratio above 1 means Cohort is better).
 
   python3 bench/suites/coll.py --build build [--quick] [--json FILE] [--np 2,4,8] [--bench allreduce]
+                               [--sizes 8,65536] [--repeats N]
 
 Binaries: BUILD/bin/cohortrun, BUILD/bin/bench/coll_cohort and BUILD/bin/bench/coll_mpi (bench/coll).
 `run(build, quick, ...)` returns the JSON rows, for a harness that imports this file.
@@ -46,7 +47,7 @@ def iterations(bench, size, np_, quick):
     return max(10, it // 4) if quick else it
 
 
-def run(build, quick=False, nps=NPS, benches=None, repeats=None):
+def run(build, quick=False, nps=NPS, benches=None, repeats=None, sizes=None):
     bin_dir = os.path.join(build, "bin")
     cohortrun = os.path.join(bin_dir, "cohortrun")
     bench_dir = os.path.join(bin_dir, "bench")  # where bench/CMakeLists.txt puts the programs
@@ -61,8 +62,7 @@ def run(build, quick=False, nps=NPS, benches=None, repeats=None):
     rows = []
     cases = []
     for b in (benches or BENCHES + ["compute_efficiency"]):
-        sizes = [0] if b in ("barrier", "compute_efficiency") else SIZES
-        for s in sizes:
+        for s in [0] if b in ("barrier", "compute_efficiency") else (sizes or SIZES):
             cases.append((b, s))
     for np_ in nps:
         for b, s in cases:
@@ -108,8 +108,10 @@ def main():
     p.add_argument("--np", default=",".join(map(str, NPS)))
     p.add_argument("--bench", action="append")
     p.add_argument("--repeats", type=int)
+    p.add_argument("--sizes", help="payload sizes in bytes, e.g. 8 or 8,65536 (default: all)")
     a = p.parse_args()
-    rows = run(a.build, a.quick, [int(x) for x in a.np.split(",")], a.bench, a.repeats)
+    rows = run(a.build, a.quick, [int(x) for x in a.np.split(",")], a.bench, a.repeats,
+               [int(x) for x in a.sizes.split(",")] if a.sizes else None)
     if a.json:
         with open(a.json, "a") as f:
             for r in rows:
