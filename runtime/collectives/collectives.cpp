@@ -164,8 +164,10 @@ class Call {
                                          where(), peer, what, theirs, mine));
   }
 
+  /// `peer_world`: the one rank whose publication can end this wait (-1: any); only that rank's
+  /// publications wake this rank if it sleeps (see notify()).
   template <class Ready, class Lost>
-  void wait(Ready&& ready, Lost&& lost) {
+  void wait(Ready&& ready, Lost&& lost, int peer_world = -1) {
     if (!engine_.pending.empty()) {
       // Advance the non-blocking collectives in flight while waiting (see Engine::pending).
       auto ready_and_progress = [&] {
@@ -181,7 +183,7 @@ class Call {
     }
     engine_.waiter().wait(
         ready,
-        transport::WaitFor{transport::WaitOp::collective, -1, static_cast<int>(kind_),
+        transport::WaitFor{transport::WaitOp::collective, peer_world, static_cast<int>(kind_),
                            comm_.context()},
         lost, [this](int p) { throw_lost(p); });
   }
@@ -242,8 +244,22 @@ class Call {
   /// of what it waits for: that orders the store before this load of `sleeping` (the sleeper
   /// sets `sleeping`, then a seq_cst fence, then re-checks), so no fence is needed here and a
   /// publication to many readers pays for one barrier, not one per reader.
+  ///
+  /// A sleeper in a collective wait for one given rank's publication (wait_open: flat barrier
+  /// and small allreduce, the reduce root) is not woken by the others' publications: in a flat
+  /// collective each publication used to wake every earlier arrival, O(n^2) futex wakes when ranks
+  /// sleep (a loaded machine). The sleeper stored its wait record before `sleeping` (release), so
+  /// the record read here belongs to that sleep; a stale `sleeping` (an earlier sleep) means
+  /// the sleeper's next check, after its seq_cst fence, sees what we published.
   void notify(int w) const noexcept {
-    if (segment_.slot(w).sleeping.load(std::memory_order_seq_cst) != 0) segment_.wake(w);
+    const transport::RankSlot& s = segment_.slot(w);
+    if (s.sleeping.load(std::memory_order_seq_cst) == 0) return;
+    if (s.wait_op.load(std::memory_order_relaxed) ==
+            static_cast<std::uint32_t>(transport::WaitOp::collective)) {
+      const int waits_for = s.wait_peer.load(std::memory_order_relaxed);
+      if (waits_for >= 0 && waits_for != engine_.self()) return;
+    }
+    segment_.wake(w);
   }
 
   /// True when this call's main line may be published without waiting.
@@ -389,7 +405,7 @@ class Call {
     if (!main_ready(in.peer)) {
       int w = world(in.peer);
       wait([&] { return main_ready(in.peer); },
-           [&] { return segment_.alive(w) ? -1 : w; });
+           [&] { return segment_.alive(w) ? -1 : w; }, w);
     }
     open(in, expect);
   }
@@ -1266,12 +1282,16 @@ void collective_barrier(CommunicatorImpl& comm) {
     collectives::gather_release(call, d, nullptr, nullptr, 0, nullptr);
     return;
   }
-  Outgoing& out = collectives::scratch_outgoing();
-  out.d = d;
-  out.main_readers = collectives::peers_of(call);
-  auto& ins = collectives::scratch<Incoming>();
-  for (int r : out.main_readers) ins.push_back(collectives::incoming(r, 0, 0, nullptr, 0));
-  call.exchange(&out, ins, d);
+  // Flat: publish, then read each peer's publication in rank order, waiting for one peer at a
+  // time (a sleeping rank is woken by that peer only, Call::notify).
+  static const std::byte kNothing{};
+  call.publish_main(d, &kNothing, 0, collectives::peers_of(call), 0, 0);
+  for (int r = 0; r < call.n(); ++r) {
+    if (r == call.me()) continue;
+    Incoming in = collectives::incoming(r, 0, 0, nullptr, 0);
+    call.wait_open(in, d);
+    call.release_main(r);
+  }
 }
 
 void collective_broadcast(CommunicatorImpl& comm, void* data, std::size_t bytes, int root) {

@@ -201,7 +201,9 @@ class Waiter {
         on_lost(peer);
       }
       std::uint32_t bell = me.doorbell.load(std::memory_order_acquire);
-      me.sleeping.store(1, std::memory_order_relaxed);
+      // release: a waker that reads this 1 also sees the wait record above (collectives wake
+      // only a sleeper that waits for them, collectives.cpp Call::notify)
+      me.sleeping.store(1, std::memory_order_release);
       std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with Segment::wake
       if (ready()) {
         me.sleeping.store(0, std::memory_order_relaxed);
