@@ -3,12 +3,15 @@
 
 OSU-style average latency per operation (barrier, bcast, reduce, allreduce, gather, alltoall) at
 np = 2, 4, 8 for 8 B, 64 KiB and 1 MiB, plus `compute_efficiency` (each rank computes ~50 us, then
-allreduces 8 B; 2000 iterations): (total compute cpu time / cores) / wall time.
+allreduces 8 B; 2000 iterations): (total compute cpu time / cores) / wall time, printed next to
+`compute_ceiling` (bench/coll/compute_ceiling: the same loop without communication, what the
+cores allow while other processes share them).
 
 Cohort and Open MPI runs alternate (A B A B ...) and the median of the repeats is reported with
 the ratio cohort / openmpi (for compute_efficiency, a ratio above 1 means Cohort is better).
 
   python3 bench/suites/coll.py --build build [--quick] [--json FILE] [--np 2,4,8] [--bench allreduce]
+                               [--sizes 8,65536] [--repeats N]
 
 Binaries: BUILD/bin/cohortrun, BUILD/bin/bench/coll_cohort and BUILD/bin/bench/coll_mpi (bench/coll).
 `run(build, quick, ...)` returns the JSON rows, for a harness that imports this file.
@@ -44,7 +47,7 @@ def iterations(bench, size, np_, quick):
     return max(10, it // 4) if quick else it
 
 
-def run(build, quick=False, nps=NPS, benches=None, repeats=None):
+def run(build, quick=False, nps=NPS, benches=None, repeats=None, sizes=None):
     bin_dir = os.path.join(build, "bin")
     cohortrun = os.path.join(bin_dir, "cohortrun")
     bench_dir = os.path.join(bin_dir, "bench")  # where bench/CMakeLists.txt puts the programs
@@ -52,14 +55,14 @@ def run(build, quick=False, nps=NPS, benches=None, repeats=None):
         bench_dir = bin_dir
     cohort_bin = os.path.join(bench_dir, "coll_cohort")
     mpi_bin = os.path.join(bench_dir, "coll_mpi")
+    ceiling_bin = os.path.join(bench_dir, "compute_ceiling")
     have_mpi = os.path.exists(mpi_bin)
     repeats = repeats or (2 if quick else 5)
     env = mpi_env()
     rows = []
     cases = []
     for b in (benches or BENCHES + ["compute_efficiency"]):
-        sizes = [0] if b in ("barrier", "compute_efficiency") else SIZES
-        for s in sizes:
+        for s in [0] if b in ("barrier", "compute_efficiency") else (sizes or SIZES):
             cases.append((b, s))
     for np_ in nps:
         for b, s in cases:
@@ -69,6 +72,8 @@ def run(build, quick=False, nps=NPS, benches=None, repeats=None):
             impls = [("cohort", [cohortrun, "-n", str(np_), cohort_bin] + args)]
             if have_mpi:
                 impls.append(("openmpi", ["mpirun", "--oversubscribe", "-n", str(np_), mpi_bin] + args))
+            ceiling = []  # compute_efficiency: the same compute loop without communication
+            with_ceiling = b == "compute_efficiency" and os.path.exists(ceiling_bin)
             values = {name: [] for name, _ in impls}
             unit = "us"
             for _ in range(repeats):
@@ -76,6 +81,9 @@ def run(build, quick=False, nps=NPS, benches=None, repeats=None):
                     r = run_one(cmd, env)
                     values[name].append(r["value"])
                     unit = r["unit"]
+                if with_ceiling:
+                    ceiling.append(run_one([cohortrun, "-n", str(np_), ceiling_bin, "compute_ceiling",
+                                            "0", str(it)], env)["value"])
             for name, _ in impls:
                 rows.append({"suite": "coll", "bench": b, "impl": name, "np": np_, "bytes": s,
                              "value": round(statistics.median(values[name]), 4), "unit": unit})
@@ -84,6 +92,11 @@ def run(build, quick=False, nps=NPS, benches=None, repeats=None):
                 c, m = rows[-2]["value"], rows[-1]["value"]
                 line += "  openmpi %10.3f  ratio %.2f %s" % (m, c / m if m else float("nan"), unit)
             print(line, file=sys.stderr, flush=True)
+            if ceiling:
+                rows.append({"suite": "coll", "bench": "compute_ceiling", "impl": "cohort", "np": np_,
+                             "bytes": 0, "value": round(statistics.median(ceiling), 4), "unit": "ratio"})
+                print("%-18s np=%d %8s  machine %9.3f  (no communication: what the cores allow)"
+                      % ("compute_ceiling", np_, 0, rows[-1]["value"]), file=sys.stderr, flush=True)
     return rows
 
 
@@ -95,8 +108,10 @@ def main():
     p.add_argument("--np", default=",".join(map(str, NPS)))
     p.add_argument("--bench", action="append")
     p.add_argument("--repeats", type=int)
+    p.add_argument("--sizes", help="payload sizes in bytes, e.g. 8 or 8,65536 (default: all)")
     a = p.parse_args()
-    rows = run(a.build, a.quick, [int(x) for x in a.np.split(",")], a.bench, a.repeats)
+    rows = run(a.build, a.quick, [int(x) for x in a.np.split(",")], a.bench, a.repeats,
+               [int(x) for x in a.sizes.split(",")] if a.sizes else None)
     if a.json:
         with open(a.json, "a") as f:
             for r in rows:

@@ -39,8 +39,8 @@ class Engine {
   [[nodiscard]] const transport::CollectiveArea& area() const noexcept { return area_; }
   [[nodiscard]] transport::Waiter& waiter() noexcept { return waiter_; }
   [[nodiscard]] int self() const noexcept { return self_; }
-  /// More ranks than cpus (launcher's word, or the machine's cpu count): collectives prefer
-  /// algorithms with fewer wake-ups over the lowest latency.
+  /// More ranks than cpus (launcher's word, or the machine's cpu count): the collective waits
+  /// use the oversubscribed WaitPolicy (short spin, then yield; transport/waiter.hpp).
   [[nodiscard]] bool oversubscribed() const noexcept { return oversubscribed_; }
 
   // Publisher bookkeeping (this rank's block).

@@ -1,7 +1,7 @@
 // Transport layer: how a rank waits for a condition in shared memory.
 //
-// Spin briefly (a few µs; far less when ranks outnumber cores), then yield, then sleep on this
-// rank's doorbell futex. Whoever makes the condition true calls Segment::wake(rank), which costs a
+// Spin briefly (~50 µs; ~0.5 µs when ranks outnumber cores), then yield (a few times; for up to
+// 1 ms when ranks outnumber cores), then sleep on this rank's doorbell futex (WaitPolicy). Whoever makes the condition true calls Segment::wake(rank), which costs a
 // syscall only when the sleeper said it is asleep. While blocked, the wait record in the rank's
 // slot says what it waits for (hang reports, deadlock detection: README.md, "When things go wrong"); the peers it
 // depends on are checked so that a dead peer raises cohort::PeerLost instead of hanging.
@@ -35,18 +35,6 @@ inline std::uint32_t wait_object_of(const Segment& segment, const void* p) noexc
   return static_cast<std::uint32_t>(off / kCacheLine);
 }
 
-/// Spin budgets, chosen from measurements on the 2-core reference machine (BENCHMARKS.md):
-/// a cross-core hand-off is ~50-220 ns, a futex wake ~22 µs, a sched_yield hand-off ~1.3 µs.
-struct WaitPolicy {
-  std::uint32_t spins;   // polls with a pause before yielding
-  std::uint32_t yields;  // sched_yield rounds before sleeping
-  std::chrono::milliseconds sleep_slice{50};  // futex timeout: liveness re-check period
-
-  static WaitPolicy for_job(bool oversubscribed) noexcept {
-    return oversubscribed ? WaitPolicy{64, 16} : WaitPolicy{20000, 8};
-  }
-};
-
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -54,6 +42,61 @@ inline void cpu_relax() noexcept {
   asm volatile("yield" ::: "memory");
 #endif
 }
+
+/// Cost of one cpu_relax() in nanoseconds on this machine, measured once per process (the best
+/// of a few short timed loops; ~26 ns on the Zen 4 reference machine, ~40 ns on Skylake, a
+/// few ns on older cores).
+inline double relax_ns() noexcept {
+  static const double ns = [] {
+    double best = 1e9;
+    for (int round = 0; round < 4; ++round) {
+      auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < 256; ++i) cpu_relax();
+      std::chrono::duration<double, std::nano> t = std::chrono::steady_clock::now() - t0;
+      best = std::min(best, t.count() / 256);
+    }
+    return best;
+  }();
+  return ns;
+}
+
+/// How a rank waits: spin `spins` polls, then yield at least `yields` times and until
+/// `yield_time` has passed, then sleep on the doorbell futex (re-checking every `sleep_slice`).
+/// Budgets are times, turned into poll counts with the measured cost of a pause (relax_ns()),
+/// chosen from measurements on the 2-core reference machine (BENCHMARKS.md): a cross-core
+/// hand-off is ~50-220 ns, a futex wake ~22 µs, a sched_yield hand-off ~1.3 µs.
+/// - A core of its own: spin ~50 µs (covers the hand-offs and short imbalances without a futex
+///   wake), 8 yields, sleep.
+/// - Ranks outnumber cores: spin ~0.5 µs only (the rank that would make the condition true may
+///   need this core), then yield for up to 1 ms, as Open MPI's waiting ranks do: a yield hands
+///   the core to a rank with work and costs the waker nothing, where a sleeper costs its waker a
+///   FUTEX_WAKE system call; a rank that waits longer than that sleeps and costs nothing.
+struct WaitPolicy {
+  std::uint32_t spins;   // polls with a pause before yielding
+  std::uint32_t yields;  // sched_yield rounds before sleeping (at least)
+  std::chrono::nanoseconds yield_time{0};     // ... and yield until this long has passed
+  std::chrono::milliseconds sleep_slice{50};  // futex timeout: liveness re-check period
+
+  static constexpr std::chrono::nanoseconds kSpinTime{50'000};
+  static constexpr std::chrono::nanoseconds kSpinTimeOversubscribed{500};
+  static constexpr std::chrono::nanoseconds kYieldTimeOversubscribed{1'000'000};
+  static constexpr std::uint32_t kMinSpins = 16;
+  static constexpr std::uint32_t kMaxSpins = 200'000;
+
+  /// Pure: the policy on a machine whose pause instruction costs `relax_ns` nanoseconds.
+  static WaitPolicy make(bool oversubscribed, double relax_ns) noexcept {
+    const auto budget = oversubscribed ? kSpinTimeOversubscribed : kSpinTime;
+    const double polls = static_cast<double>(budget.count()) / std::max(relax_ns, 0.5);
+    const auto spins = static_cast<std::uint32_t>(
+        std::clamp(polls, static_cast<double>(kMinSpins), static_cast<double>(kMaxSpins)));
+    if (oversubscribed) return WaitPolicy{spins, 16, kYieldTimeOversubscribed};
+    return WaitPolicy{spins, 8, std::chrono::nanoseconds{0}};
+  }
+
+  static WaitPolicy for_job(bool oversubscribed) noexcept {
+    return make(oversubscribed, relax_ns());
+  }
+};
 
 /// Waits on behalf of one rank. Not thread-safe: one waiting thread per rank.
 class Waiter {
@@ -139,9 +182,18 @@ class Waiter {
         bump(s);
       }
     } clear{me};
-    for (std::uint32_t i = 0; i < policy_.yields; ++i) {
-      ::sched_yield();
-      if (ready()) return;
+    if (policy_.yields > 0) {
+      const auto until = policy_.yield_time.count() > 0
+                             ? std::chrono::steady_clock::now() + policy_.yield_time
+                             : std::chrono::steady_clock::time_point{};
+      for (std::uint32_t i = 0;; ++i) {
+        ::sched_yield();
+        if (ready()) return;
+        if (i + 1 >= policy_.yields &&
+            (policy_.yield_time.count() <= 0 || std::chrono::steady_clock::now() >= until)) {
+          break;
+        }
+      }
     }
     for (;;) {
       if (int peer = lost(); peer >= 0) {
@@ -149,7 +201,9 @@ class Waiter {
         on_lost(peer);
       }
       std::uint32_t bell = me.doorbell.load(std::memory_order_acquire);
-      me.sleeping.store(1, std::memory_order_relaxed);
+      // release: a waker that reads this 1 also sees the wait record above (collectives wake
+      // only a sleeper that waits for them, collectives.cpp Call::notify)
+      me.sleeping.store(1, std::memory_order_release);
       std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with Segment::wake
       if (ready()) {
         me.sleeping.store(0, std::memory_order_relaxed);
