@@ -14,6 +14,7 @@
 
 #include <cohort/cohort.hpp>
 
+#include "runtime/transport/collective_area.hpp"
 #include "tests/support/rank_env.hpp"
 
 namespace {
@@ -216,6 +217,119 @@ TEST(Collectives, AllreduceMatchesSequentialAndIsIdenticalOnEveryRank) {
   }
   auto bits = w.allgather(a);
   for (double b : bits) ASSERT_EQ(0, std::memcmp(&a, &b, sizeof a));
+}
+
+// Element counts at the staging boundaries of this job (pure functions of the rank count, so
+// the MPI backend runs the same sizes): one chunk, the allreduce pipeline's lag (slots - 1
+// chunks), the whole ring (slots chunks: a payload that fits without reusing a slot), one more
+// chunk, each -1 / +1 element; and one past two rings.
+std::vector<std::size_t> staging_counts(std::size_t elem) {
+  const int n = world().size();
+  const std::size_t chunk = cohort::transport::collective_chunk_bytes(n) / elem;
+  const std::size_t slots = cohort::transport::collective_slots(n);
+  std::vector<std::size_t> counts;
+  for (std::size_t k : {std::size_t{1}, slots - 1, slots, slots + 1}) {
+    for (std::size_t c : {k * chunk - 1, k * chunk, k * chunk + 1}) {
+      if (counts.empty() || counts.back() < c) counts.push_back(c);
+    }
+  }
+  counts.push_back(2 * slots * chunk + 1);
+  return counts;
+}
+
+TEST(Collectives, AllreduceAtStagingBoundariesMatchesSequential) {
+  auto& w = world();
+  for (std::size_t n : staging_counts(sizeof(double))) {
+    std::vector<double> expect = doubles(0, n);
+    for (int r = 1; r < w.size(); ++r) {
+      for (std::size_t i = 0; i < n; ++i) expect[i] += input_double(r, i);
+    }
+    auto in = doubles(w.rank(), n);
+    std::vector<double> out(n);
+    w.allreduce(in, out, std::plus<>{});
+    ASSERT_EQ(0, compare_bits(out.data(), expect.data(), n)) << "n=" << n;
+    ASSERT_EQ(0, compare_bits(in.data(), doubles(w.rank(), n).data(), n)) << "input changed, n=" << n;
+    w.allreduce(in, std::plus<>{});
+    ASSERT_EQ(0, compare_bits(in.data(), expect.data(), n)) << "in place n=" << n;
+  }
+}
+
+TEST(Collectives, NonCommutativeAllreduceAndReduceAtStagingBoundaries) {
+  auto& w = world();
+  auto op = [](const M2& x, const M2& y) { return mul(x, y); };
+  auto counts = staging_counts(sizeof(M2));
+  for (std::size_t k = 0; k < counts.size(); k += 2) {  // every other size: enough, and faster
+    const std::size_t n = counts[k];
+    std::vector<M2> expect(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      expect[i] = input_matrix(0, i);
+      for (int r = 1; r < w.size(); ++r) expect[i] = mul(expect[i], input_matrix(r, i));
+    }
+    std::vector<M2> in(n);
+    for (std::size_t i = 0; i < n; ++i) in[i] = input_matrix(w.rank(), i);
+    std::vector<M2> all(n);
+    w.allreduce(in, all, op);
+    ASSERT_EQ(all, expect) << "allreduce n=" << n;
+    std::vector<M2> inplace = in;
+    w.allreduce(inplace, op);
+    ASSERT_EQ(inplace, expect) << "in-place allreduce n=" << n;
+    const int root = static_cast<int>(k / 2) % w.size();
+    std::vector<M2> red(n);
+    w.reduce(in, red, op, root);
+    if (w.rank() == root) {
+      ASSERT_EQ(red, expect) << "reduce n=" << n << " root=" << root;
+    }
+  }
+}
+
+TEST(Collectives, BroadcastAndGatherAtStagingBoundariesEveryRoot) {
+  auto& w = world();
+  const auto n = static_cast<std::size_t>(w.size());
+  const std::size_t chunk = cohort::transport::collective_chunk_bytes(w.size());
+  const std::size_t ring = chunk * cohort::transport::collective_slots(w.size());
+  for (std::size_t bytes : {chunk - 1, chunk + 1, ring - 1, ring, ring + 1}) {
+    for (int root = 0; root < w.size(); ++root) {
+      std::vector<std::uint8_t> buf(bytes, 0);
+      if (w.rank() == root) {
+        for (std::size_t i = 0; i < bytes; ++i) buf[i] = input_byte(root, i);
+      }
+      w.broadcast(buf, root);
+      for (std::size_t i = 0; i < bytes; ++i) {
+        ASSERT_EQ(buf[i], input_byte(root, i)) << "bytes=" << bytes << " root=" << root << " i=" << i;
+      }
+      if (bytes > chunk + 1 && root != 0 && root != w.size() - 1) continue;  // gathers: fewer roots
+      std::vector<std::uint8_t> mine(bytes);
+      for (std::size_t i = 0; i < bytes; ++i) mine[i] = input_byte(w.rank() + root, i);
+      std::vector<std::uint8_t> all(w.rank() == root ? bytes * n : 0);
+      w.gather(mine, all, root);
+      if (w.rank() == root) {
+        for (std::size_t r = 0; r < n; ++r) {
+          for (std::size_t i = 0; i < bytes; ++i) {
+            ASSERT_EQ(all[r * bytes + i], input_byte(static_cast<int>(r) + root, i)) << "gather bytes=" << bytes;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Collectives, AlltoallAtStagingBoundaries) {
+  auto& w = world();
+  const auto n = static_cast<std::size_t>(w.size());
+  const auto me = static_cast<std::size_t>(w.rank());
+  const std::size_t chunk = cohort::transport::collective_chunk_bytes(w.size());
+  for (std::size_t block : {std::size_t{8}, chunk - 1, chunk, chunk + 1}) {
+    std::vector<std::uint8_t> send(block * n), recv(block * n, 0);
+    for (std::size_t j = 0; j < n; ++j) {
+      for (std::size_t i = 0; i < block; ++i) send[j * block + i] = input_byte(static_cast<int>(me * n + j), i);
+    }
+    w.alltoall(send, recv);
+    for (std::size_t j = 0; j < n; ++j) {
+      for (std::size_t i = 0; i < block; ++i) {
+        ASSERT_EQ(recv[j * block + i], input_byte(static_cast<int>(j * n + me), i)) << "block=" << block;
+      }
+    }
+  }
 }
 
 TEST(Collectives, ScanAndExscan) {
