@@ -5,6 +5,7 @@
 namespace cohort::transport {
 
 std::size_t collective_chunk_bytes(int ranks) {
+  if (ranks <= 8) return 128u << 10;
   if (ranks <= 16) return 64u << 10;
   if (ranks <= 64) return 32u << 10;
   return 16u << 10;

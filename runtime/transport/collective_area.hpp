@@ -21,13 +21,14 @@
 //                                size are pipelined through them in chunks)
 //
 // Memory per rank: 5 KiB + slots(ranks) x chunk_bytes(ranks):
-//   up to 8 ranks   16 x 64 KiB = 1 MiB    (a 1 MiB payload fits the ring: see below)
-//   up to 16 ranks   8 x 64 KiB = 512 KiB
+//   up to 8 ranks   16 x 128 KiB = 2 MiB   (16 MiB for an 8-rank job)
+//   up to 16 ranks   8 x 64 KiB = 512 KiB  (8 MiB for a 16-rank job)
 //   up to 64 ranks   4 x 32 KiB = 128 KiB  (8.3 MiB for a 64-rank job)
 //   above            4 x 16 KiB =  64 KiB
-// Why a large ring at small rank counts: on the machines measured (AMD Zen 4, Intel), a writer
-// that re-fills a staging buffer whose lines the reader still holds in its L2 pays a cross-core
-// invalidation per line: a 256 KiB ring (4 x 64 KiB) moved 2-9 GB/s, a 1 MiB ring 25-32 GB/s.
+// Why a large ring at small rank counts: a writer that re-fills a staging buffer whose lines a
+// reader still holds in its L2 pays a cross-core invalidation per line. On the 2-core AMD EPYC
+// (Zen 4, KVM) host, a 1 MiB broadcast at 2 ranks took 2-3x longer through a 256 or 512 KiB
+// ring than through a 1 or 2 MiB one (README, Collectives > How it works).
 //
 // Concurrency: the owner writes CollectiveMain, SlotHeader and data; any rank may fetch_add the
 // consumed counters; the context counter is fetch_add'ed by any rank (split/dup leaders).
