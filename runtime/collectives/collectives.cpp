@@ -26,6 +26,7 @@
 #include <cstring>
 #include <memory>
 #include <exception>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -112,11 +113,12 @@ struct Outgoing {
   Descriptor d;
   std::vector<int> main_readers;  // communicator ranks
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // per communicator rank
-  // The stream is `data` less the bytes [hole, hole + hole_bytes) (alltoall leaves out the block
-  // a rank keeps, so that no chunk number, hence no staging slot, goes unused): stream offset x
-  // is data[x] before `hole`, data[x + hole_bytes] from there on.
-  std::uint64_t hole = 0;
-  std::uint64_t hole_bytes = 0;
+  // The stream may be two pieces of `data`: its first `head_bytes` bytes are data[head + x],
+  // the rest data[tail + x - head_bytes] (alltoall: the blocks after the one a rank keeps, then
+  // those before it; so no chunk number, hence no staging slot, goes to a block nobody reads).
+  std::uint64_t head = 0;
+  std::uint64_t head_bytes = std::numeric_limits<std::uint64_t>::max();
+  std::uint64_t tail = 0;
   // State.
   bool is_inline = false;
   std::uint64_t first = 0;
@@ -127,14 +129,14 @@ struct Outgoing {
 
 /// Copies the stream bytes [a, a + len) of `o` to `dst`.
 void copy_stream(const Outgoing& o, std::byte* dst, std::uint64_t a, std::uint64_t len) {
-  if (o.hole_bytes == 0 || a + len <= o.hole) {
-    copy_bytes(dst, o.data + a, len);
-  } else if (a >= o.hole) {
-    copy_bytes(dst, o.data + a + o.hole_bytes, len);
+  if (a + len <= o.head_bytes) {
+    copy_bytes(dst, o.data + o.head + a, len);
+  } else if (a >= o.head_bytes) {
+    copy_bytes(dst, o.data + o.tail + (a - o.head_bytes), len);
   } else {
-    const std::uint64_t before = o.hole - a;
-    copy_bytes(dst, o.data + a, before);
-    copy_bytes(dst + before, o.data + o.hole + o.hole_bytes, len - before);
+    const std::uint64_t before = o.head_bytes - a;
+    copy_bytes(dst, o.data + o.head + a, before);
+    copy_bytes(dst + before, o.data + o.tail, len - before);
   }
 }
 
@@ -577,8 +579,9 @@ Outgoing& scratch_outgoing() {
   o.d = Descriptor{};
   o.main_readers.clear();
   o.ranges.clear();
-  o.hole = 0;
-  o.hole_bytes = 0;
+  o.head = 0;
+  o.head_bytes = std::numeric_limits<std::uint64_t>::max();
+  o.tail = 0;
   o.is_inline = false;
   o.first = 0;
   o.chunk_bytes = 0;
@@ -1550,23 +1553,26 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
     const auto ume = static_cast<std::uint64_t>(me);
     if (b > 0) copy_bytes(out + ume * b, in + ume * b, b);
     if (n == 1) return;
-    // Rank i's stream: its blocks for the other ranks (its own block left out); rank j's block
-    // is the stream's block j, or j - 1 after i.
+    // Rank i's stream: its blocks for ranks i+1, ..., n-1, 0, ..., i-1 (its own left out), so
+    // that the ranks write for different readers at the same time; rank j's block is the
+    // stream's block (j - i - 1) mod n.
     Descriptor d{Kind::alltoall, -1, b * (un - 1), 1, 0};
     Outgoing& o = collectives::scratch_outgoing();
     o.data = in;
     o.d = d;
-    o.hole = ume * b;
-    o.hole_bytes = b;
+    o.head = (ume + 1) * b;
+    o.head_bytes = (un - 1 - ume) * b;
+    o.tail = 0;
     o.main_readers = collectives::peers_of(call);
+    auto position = [&](std::uint64_t from, std::uint64_t to) { return (to + un - from - 1) % un * b; };
     for (std::uint64_t j = 0; j < un; ++j) {
-      o.ranges.emplace_back(j == ume ? 0 : (j < ume ? j : j - 1) * b, j == ume ? 0 : b);
+      o.ranges.emplace_back(j == ume ? 0 : position(ume, j), j == ume ? 0 : b);
     }
     auto& ins = collectives::scratch<Incoming>();
     for (int i = 0; i < n; ++i) {
       if (i == me) continue;
-      const std::uint64_t at = (me < i ? ume : ume - 1) * b;
-      ins.push_back(collectives::incoming(i, at, b, out + static_cast<std::uint64_t>(i) * b, b * (un - 1)));
+      const auto ui = static_cast<std::uint64_t>(i);
+      ins.push_back(collectives::incoming(i, position(ui, ume), b, out + ui * b, b * (un - 1)));
     }
     call.exchange(&o, ins, d);
     return;
@@ -1600,20 +1606,24 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
   auto ume = static_cast<std::size_t>(me);
   if (recv[ume] > 0) copy_bytes(out + recv_prefix[ume], in + my_prefix[ume], recv[ume]);
   if (n == 1) return;
-  // As for alltoall, each rank's stream leaves out the block it keeps.
-  const std::uint64_t kept = sent[ume * un + ume];
-  Descriptor d{Kind::alltoall, -1, my_prefix.back() - kept, 1, 0};
+  // As for alltoall: rank i's stream holds its blocks for ranks i+1, ..., n-1, 0, ..., i-1.
+  // Where rank `to`'s block starts in rank `from`'s stream (p: from's send prefix sums):
+  auto position = [&](const std::vector<std::uint64_t>& p, std::size_t from, std::size_t to) {
+    return to > from ? p[to] - p[from + 1] : p.back() - p[from + 1] + p[to];
+  };
+  Descriptor d{Kind::alltoall, -1, my_prefix.back() - sent[ume * un + ume], 1, 0};
   Outgoing o;
   o.data = in;
   o.d = d;
-  o.hole = my_prefix[ume];
-  o.hole_bytes = kept;
+  o.head = my_prefix[ume + 1];
+  o.head_bytes = my_prefix.back() - my_prefix[ume + 1];
+  o.tail = 0;
   o.main_readers = collectives::others(call);
   for (std::size_t j = 0; j < un; ++j) {
     if (j == ume) {
       o.ranges.emplace_back(0, 0);
     } else {
-      o.ranges.emplace_back(my_prefix[j] - (j > ume ? kept : 0), sent[ume * un + j]);
+      o.ranges.emplace_back(position(my_prefix, ume, j), sent[ume * un + j]);
     }
   }
   std::vector<Incoming> ins;
@@ -1621,9 +1631,8 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
     if (i == me) continue;
     auto p = collectives::prefix(row(i));
     auto ui = static_cast<std::size_t>(i);
-    const std::uint64_t theirs = sent[ui * un + ui];
-    ins.push_back(collectives::incoming(i, p[ume] - (ume > ui ? theirs : 0), recv[ui],
-                                        out + recv_prefix[ui], p.back() - theirs));
+    ins.push_back(collectives::incoming(i, position(p, ui, ume), recv[ui], out + recv_prefix[ui],
+                                        p.back() - sent[ui * un + ui]));
   }
   call.exchange(&o, ins, d);
 }
