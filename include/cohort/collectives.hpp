@@ -91,12 +91,14 @@ class CollectiveRequest {
 
 namespace detail {
 
-/// A type-erased elementwise combination `acc[i] = op(acc[i], in[i])` for i < count.
+/// A type-erased elementwise combination `acc[i] = op(acc[i], in[i])` for i < count, and the
+/// same into a third buffer, `out[i] = op(a[i], b[i])` (`out` overlapping neither a nor b).
 struct Combiner {
   void (*fn)(const void* op, void* acc, const void* in, std::size_t count);
   const void* op;
   std::size_t elem_bytes;
   std::uint32_t op_id;  // same operation and element type => same id (mismatch detection)
+  void (*fn_into)(const void* op, void* out, const void* a, const void* b, std::size_t count) = nullptr;
 };
 
 // The elementwise loop, written so that g++ vectorises it at -O2 as well as -O3 for arithmetic
@@ -118,6 +120,25 @@ void combine_elements(const void* op, void* acc, const void* in, std::size_t cou
   combine_loop(static_cast<T*>(acc), static_cast<const T*>(in), count, *static_cast<const Op*>(op));
 }
 
+/// out[i] = f(a[i], b[i]): one pass instead of a copy and a combine (out overlaps neither).
+template <class T, class Op>
+inline void combine_loop_into(T* __restrict out, const T* __restrict a, const T* __restrict b,
+                              std::size_t count, const Op& f) {
+  constexpr std::size_t kBlock = sizeof(T) < 64 ? 64 / sizeof(T) : 1;
+  std::size_t i = 0;
+  for (; i + kBlock <= count; i += kBlock) {
+    for (std::size_t j = 0; j < kBlock; ++j) out[i + j] = f(a[i + j], b[i + j]);
+  }
+  for (; i < count; ++i) out[i] = f(a[i], b[i]);
+}
+
+template <class T, class Op>
+void combine_elements_into(const void* op, void* out, const void* a, const void* b,
+                           std::size_t count) {
+  combine_loop_into(static_cast<T*>(out), static_cast<const T*>(a), static_cast<const T*>(b),
+                    count, *static_cast<const Op*>(op));
+}
+
 inline std::uint32_t type_id_hash(const char* s) noexcept {
   std::uint32_t h = 2166136261u;
   for (; *s != 0; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 16777619u;
@@ -128,7 +149,7 @@ template <class T, class Op>
 Combiner make_combiner(const Op& op) {
   // Hashing the type names took ~100 instructions per call: once per instantiation instead.
   static const std::uint32_t id = type_id_hash(typeid(Op).name()) * 31u + type_id_hash(typeid(T).name());
-  return Combiner{&combine_elements<T, Op>, &op, sizeof(T), id};
+  return Combiner{&combine_elements<T, Op>, &op, sizeof(T), id, &combine_elements_into<T, Op>};
 }
 
 // Type-erased entry points (runtime/collectives). Byte counts; `counts` arrays have size()

@@ -8,14 +8,17 @@
 //   reduce           non-roots publish their data; the root combines chunk by chunk in rank order
 //   allreduce        <= inline size: everyone publishes, everyone combines in rank order (above
 //                    8 ranks: gathered and combined by rank 0, which publishes the result);
-//                    larger: reduce to rank 0, then broadcast from rank 0
+//                    larger, 2 ranks: both stage their input, both combine x0 op x1 chunk by
+//                    chunk straight into their output; larger, 3+ ranks: per chunk, rank r
+//                    combines segment r from every rank's slot and publishes it in its own slot,
+//                    everyone copies the other segments (software-pipelined over the ring)
 //   scan / exscan    rank r publishes for ranks > r and combines ranks 0..r chunk by chunk
 //   reduce_scatter   allreduce, then each rank keeps its block
 //   gather(v)        the root copies each rank's published block
 //   scatter(v)       the root publishes its buffer; rank r copies its block (v: counts broadcast first)
 //   allgather(v)     everyone publishes, everyone copies everyone's block
-//   alltoall(v)      everyone publishes its send buffer, rank r copies block r of each (v: send
-//                    counts all-gathered first)
+//   alltoall(v)      everyone publishes its send buffer less its own block, rank r copies its
+//                    block of each (v: send counts all-gathered first)
 // Copying collectives run a progress loop (publish what the slots allow, copy what is there) so
 // no rank blocks while it holds what another needs; combining ones proceed chunk by chunk in rank
 // order, which is deadlock-free because every stream is chunked alike.
@@ -25,6 +28,7 @@
 #include <cstring>
 #include <memory>
 #include <exception>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -69,7 +73,6 @@ Engine::Engine(const transport::Segment& segment, int self, bool oversubscribed)
 namespace {
 
 using transport::kCollectiveInlineBytes;
-using transport::kCollectiveSlots;
 
 using Kind = transport::CollectiveKind;
 
@@ -112,6 +115,12 @@ struct Outgoing {
   Descriptor d;
   std::vector<int> main_readers;  // communicator ranks
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // per communicator rank
+  // The stream may be two pieces of `data`: its first `head_bytes` bytes are data[head + x],
+  // the rest data[tail + x - head_bytes] (alltoall: the blocks after the one a rank keeps, then
+  // those before it; so no chunk number, hence no staging slot, goes to a block nobody reads).
+  std::uint64_t head = 0;
+  std::uint64_t head_bytes = std::numeric_limits<std::uint64_t>::max();
+  std::uint64_t tail = 0;
   // State.
   bool is_inline = false;
   std::uint64_t first = 0;
@@ -119,6 +128,19 @@ struct Outgoing {
   std::uint64_t next = 0;
   std::uint64_t chunks = 0;
 };
+
+/// Copies the stream bytes [a, a + len) of `o` to `dst`.
+void copy_stream(const Outgoing& o, std::byte* dst, std::uint64_t a, std::uint64_t len) {
+  if (a + len <= o.head_bytes) {
+    copy_bytes(dst, o.data + o.head + a, len);
+  } else if (a >= o.head_bytes) {
+    copy_bytes(dst, o.data + o.tail + (a - o.head_bytes), len);
+  } else {
+    const std::uint64_t before = o.head_bytes - a;
+    copy_bytes(dst, o.data + o.head + a, before);
+    copy_bytes(dst + before, o.data + o.tail, len - before);
+  }
+}
 
 class Call {
  public:
@@ -269,23 +291,28 @@ class Call {
   }
 
   [[nodiscard]] bool slot_free(std::uint64_t g) const {
-    std::size_t s = g % kCollectiveSlots;
+    std::size_t s = area_.slot_of(g);
     return area_.slot_consumed(engine_.self(), s).value.load(std::memory_order_acquire) >=
            engine_.slot_expected[s];
   }
 
   void wait_slot_free(std::uint64_t g) {
     if (slot_free(g)) return;
-    std::size_t s = g % kCollectiveSlots;
+    std::size_t s = area_.slot_of(g);
     wait([&] { return slot_free(g); }, [&] { return first_dead(engine_.slot_readers[s]); });
   }
 
   /// Writes global chunk `g` (slot must be free) and announces it to `readers` (comm ranks).
   void write_chunk(std::uint64_t g, const std::byte* src, std::uint32_t len,
                    const std::vector<int>& readers) {
+    copy_bytes(area_.slot_data(engine_.self(), area_.slot_of(g)), src, len);
+    announce_chunk(g, len, readers);
+  }
+
+  /// Announces global chunk `g` (its `len` bytes are in its slot) to `readers` (comm ranks).
+  void announce_chunk(std::uint64_t g, std::uint32_t len, const std::vector<int>& readers) {
     const int self = engine_.self();
-    std::size_t s = g % kCollectiveSlots;
-    copy_bytes(area_.slot_data(self, s), src, len);
+    std::size_t s = area_.slot_of(g);
     auto& h = area_.slot(self, s);
     h.bytes = len;
     engine_.slot_expected[s] += readers.size();
@@ -303,8 +330,9 @@ class Call {
     if (bytes <= kCollectiveInlineBytes) {
       out.is_inline = true;
       out.chunks = 0;
-      static const std::byte kNothing{};
-      publish_main(out.d, bytes > 0 ? out.data : &kNothing, bytes, out.main_readers, 0, 0);
+      std::byte packed[kCollectiveInlineBytes];
+      copy_stream(out, packed, 0, bytes);
+      publish_main(out.d, packed, bytes, out.main_readers, 0, 0);
       return;
     }
     out.chunk_bytes = chunk_size(out.d.elem_bytes);
@@ -342,7 +370,8 @@ class Call {
     if (scratch_readers_.empty()) return;  // nobody reads this chunk: skip it
     std::uint64_t a = c * out.chunk_bytes;
     auto len = static_cast<std::uint32_t>(std::min<std::uint64_t>(out.chunk_bytes, out.d.bytes - a));
-    write_chunk(out.first + c, out.data + a, len, scratch_readers_);
+    copy_stream(out, area_.slot_data(engine_.self(), area_.slot_of(out.first + c)), a, len);
+    announce_chunk(out.first + c, len, scratch_readers_);
   }
 
   /// Blocking: writes the next chunk when its slot is free.
@@ -424,7 +453,7 @@ class Call {
 
   [[nodiscard]] bool chunk_ready(const Incoming& in, std::uint64_t c) const {
     std::uint64_t g = in.first_chunk + c;
-    return area_.slot(world(in.peer), g % kCollectiveSlots).chunk.load(std::memory_order_acquire) ==
+    return area_.slot(world(in.peer), area_.slot_of(g)).chunk.load(std::memory_order_acquire) ==
            g + 1;
   }
 
@@ -433,16 +462,16 @@ class Call {
       int w = world(in.peer);
       wait([&] { return chunk_ready(in, c); }, [&] { return segment_.alive(w) ? -1 : w; });
     }
-    return area_.slot_data(world(in.peer), (in.first_chunk + c) % kCollectiveSlots);
+    return area_.slot_data(world(in.peer), area_.slot_of(in.first_chunk + c));
   }
 
   [[nodiscard]] const std::byte* area_data(const Incoming& in, std::uint64_t c) const {
-    return area_.slot_data(world(in.peer), (in.first_chunk + c) % kCollectiveSlots);
+    return area_.slot_data(world(in.peer), area_.slot_of(in.first_chunk + c));
   }
 
   void release_chunk(const Incoming& in, std::uint64_t c) {
     int w = world(in.peer);
-    const std::size_t s = (in.first_chunk + c) % kCollectiveSlots;
+    const std::size_t s = area_.slot_of(in.first_chunk + c);
     release(w, area_.slot_consumed(w, s), area_.slot(w, s).wake_at);
   }
 
@@ -483,7 +512,7 @@ class Call {
       }
       while (in.next < in.end && chunk_ready(in, in.next)) {
         copy_chunk(in, in.next, area_.slot_data(world(in.peer),
-                                                (in.first_chunk + in.next) % kCollectiveSlots));
+                                                area_.slot_of(in.first_chunk + in.next)));
         release_chunk(in, in.next);
         ++in.next;
         progressed = true;
@@ -510,7 +539,7 @@ class Call {
 
   [[nodiscard]] int exchange_lost(const Outgoing* out, const std::vector<Incoming>& ins) const {
     if (out != nullptr && out->next < out->chunks) {
-      int w = first_dead(engine_.slot_readers[(out->first + out->next) % kCollectiveSlots]);
+      int w = first_dead(engine_.slot_readers[area_.slot_of(out->first + out->next)]);
       if (w >= 0) return w;
     }
     for (const Incoming& in : ins) {
@@ -568,6 +597,9 @@ Outgoing& scratch_outgoing() {
   o.d = Descriptor{};
   o.main_readers.clear();
   o.ranges.clear();
+  o.head = 0;
+  o.head_bytes = std::numeric_limits<std::uint64_t>::max();
+  o.tail = 0;
   o.is_inline = false;
   o.first = 0;
   o.chunk_bytes = 0;
@@ -630,6 +662,18 @@ void broadcast_impl(detail::CommunicatorImpl& comm, void* data, std::size_t byte
 
 void combine(const detail::Combiner& op, void* acc, const void* in, std::uint64_t bytes) {
   if (bytes > 0) op.fn(op.op, acc, in, bytes / op.elem_bytes);
+}
+
+/// out = a op b elementwise (`out` overlaps neither a nor b).
+void combine_into(const detail::Combiner& op, void* out, const void* a, const void* b,
+                  std::uint64_t bytes) {
+  if (bytes == 0) return;
+  if (op.fn_into != nullptr) {
+    op.fn_into(op.op, out, a, b, bytes / op.elem_bytes);
+  } else {
+    copy_bytes(out, a, bytes);
+    op.fn(op.op, out, b, bytes / op.elem_bytes);
+  }
 }
 
 /// Result of combining every rank's `in` in rank order lands in `out` at `root`.
@@ -708,19 +752,161 @@ void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, 
   }
 }
 
-/// Large allreduce: chunk by chunk, every rank publishes its input chunk; rank r combines
-/// segment r of the chunk (in rank order, reading every rank's slot) and writes the result over
-/// segment r of its own slot (nobody else reads that part of its input); then every rank copies
-/// the other segments' results. Each element is combined by one rank in rank order, so every
-/// rank gets the same bits; the work and the memory traffic are spread over all ranks.
-void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::byte* out,
-                     std::size_t bytes, const detail::Combiner& op, Kind kind) {
-  Call call(comm, kind);
-  Engine& engine = comm.runtime().collectives();
+/// Large allreduce, 2 ranks: each rank publishes its input chunk by chunk (as many chunks ahead
+/// as its slots allow) and combines the peer's staged chunk with its own input straight into its
+/// output. Both ranks compute x0 op x1 (rank 0's operand first), so both get the same bits; each
+/// rank reads the peer's data once and nothing has to travel back.
+void allreduce_pair(Call& call, std::vector<Incoming>& ins, const std::byte* in, std::byte* out,
+                    std::size_t bytes, const detail::Combiner& op, std::uint64_t first,
+                    std::uint64_t cb, const std::vector<int>& peers) {
+  Engine& engine = call.comm().runtime().collectives();
+  const transport::CollectiveArea& area = engine.area();
+  const int me = call.me();
+  const std::uint64_t chunks = (bytes + cb - 1) / cb;
+  const std::uint64_t slots = area.slots();
+  Incoming& theirs = ins[static_cast<std::size_t>(1 - me)];
+  std::uint64_t published = 0;
+  for (std::uint64_t c = 0; c < chunks; ++c) {
+    // Publish chunk c (waiting for its slot if need be) and whatever further chunks have a free
+    // slot, but never chunk c + slots: it would overwrite chunk c, which rank 1 may still read
+    // (its own operand, when it reduces in place).
+    while (published < chunks && published < c + slots &&
+           (published == c || call.slot_free(first + published))) {
+      call.wait_slot_free(first + published);
+      const std::uint64_t a = published * cb;
+      const auto len = static_cast<std::uint32_t>(std::min<std::uint64_t>(cb, bytes - a));
+      call.write_chunk(first + published, in + a, len, peers);
+      ++published;
+    }
+    const std::uint64_t a = c * cb;
+    const std::uint64_t len = std::min<std::uint64_t>(cb, bytes - a);
+    std::byte* acc = out + a;
+    const std::byte* peer_chunk = call.wait_chunk(theirs, c);
+    if (me == 0) {
+      if (acc == in + a) {
+        combine(op, acc, peer_chunk, len);
+      } else {
+        combine_into(op, acc, in + a, peer_chunk, len);
+      }
+    } else {
+      // Our operand: the input, or (in place: `acc` is the input) our staged copy of it.
+      const std::byte* mine = acc == in + a ? area.slot_data(engine.self(), area.slot_of(first + c))
+                                            : in + a;
+      combine_into(op, acc, peer_chunk, mine, len);
+    }
+    call.release_chunk(theirs, c);
+  }
+}
+
+/// Large allreduce, 3 ranks or more: every rank publishes its input chunk by chunk; for each
+/// chunk, rank r combines segment r of the chunk (in rank order, reading every rank's slot) and
+/// writes the result over segment r of its own slot (nobody else reads that part of its input);
+/// then every rank copies the other segments' results. Each element is combined by one rank in
+/// rank order, so every rank gets the same bits; the work and the memory traffic are spread over
+/// all ranks.
+///
+/// Software-pipelined: step k publishes chunk k (and further chunks while slots are free),
+/// combines chunk k, and copies the results of chunk k - lag. A rank waits only for what its
+/// peers do in earlier steps (publishing chunk k needs every peer's copy of chunk k - slots,
+/// done in its step k - slots + lag < k), so any lag < slots is deadlock-free; a lag of
+/// slots - 1 lets a rank run through a whole ring's worth of chunks between the three points
+/// where it must wait for everyone (their inputs, their results), which matters when ranks
+/// outnumber cpus and each wait may cost a context switch.
+void allreduce_segments(Call& call, std::vector<Incoming>& ins, const std::byte* in,
+                        std::byte* out, std::size_t bytes, const detail::Combiner& op,
+                        std::uint64_t first, std::uint64_t cb, const std::vector<int>& peers) {
+  Engine& engine = call.comm().runtime().collectives();
   const transport::CollectiveArea& area = engine.area();
   const transport::Segment& segment = engine.segment();
   const int n = call.n();
   const int me = call.me();
+  const int self = engine.self();
+  const std::uint64_t elem = op.elem_bytes;
+  const std::uint64_t chunks = (bytes + cb - 1) / cb;
+  const std::uint64_t lag = area.slots() - 1;
+  std::vector<int> peer_world;
+  for (int r : peers) peer_world.push_back(call.world(r));
+  auto segment_of = [&](int r, std::uint64_t elems) {
+    return std::pair<std::uint64_t, std::uint64_t>{
+        elems * static_cast<std::uint64_t>(r) / static_cast<std::uint64_t>(n) * elem,
+        elems * static_cast<std::uint64_t>(r + 1) / static_cast<std::uint64_t>(n) * elem};
+  };
+  auto length = [&](std::uint64_t c) { return std::min<std::uint64_t>(cb, bytes - c * cb); };
+  // Publishes the input chunk c (read twice by every peer: a segment, then a result).
+  auto publish = [&](std::uint64_t c) {
+    const std::uint64_t g = first + c;
+    const std::size_t s = area.slot_of(g);
+    const std::uint64_t len = length(c);
+    copy_bytes(area.slot_data(self, s), in + c * cb, len);
+    auto& h = area.slot(self, s);
+    h.bytes = static_cast<std::uint32_t>(len);
+    engine.slot_expected[s] += 2 * peers.size();
+    h.wake_at = engine.slot_expected[s];
+    h.chunk.store(g + 1, std::memory_order_seq_cst);
+    engine.slot_readers[s] = peer_world;
+    for (int w : peer_world) call.notify(w);
+  };
+  // Combines this rank's segment of chunk c in rank order, publishes it over the slot's segment.
+  auto reduce_segment = [&](std::uint64_t c) {
+    const std::uint64_t g = first + c;
+    const std::size_t s = area.slot_of(g);
+    const std::uint64_t len = length(c);
+    std::byte* slot = area.slot_data(self, s);
+    auto [lo, hi] = segment_of(me, len / elem);
+    std::byte* acc = out + c * cb + lo;
+    auto source = [&](int r) {
+      return r == me ? slot : call.wait_chunk(ins[static_cast<std::size_t>(r)], c);
+    };
+    auto done = [&](int r) {
+      if (r != me) call.release_chunk(ins[static_cast<std::size_t>(r)], c);
+    };
+    const std::byte* x0 = source(0);
+    combine_into(op, acc, x0 + lo, source(1) + lo, hi - lo);  // acc = x0 op x1 in one pass
+    done(0);
+    done(1);
+    for (int r = 2; r < n; ++r) {
+      combine(op, acc, source(r) + lo, hi - lo);
+      done(r);
+    }
+    copy_bytes(slot + lo, acc, hi - lo);
+    area.slot(self, s).result.store(g + 1, std::memory_order_seq_cst);
+    for (int w : peer_world) call.notify(w);
+  };
+  // Copies the other segments' results of chunk c.
+  auto gather_results = [&](std::uint64_t c) {
+    const std::uint64_t len = length(c);
+    for (int r : peers) {
+      auto& i = ins[static_cast<std::size_t>(r)];
+      const std::uint64_t gr = i.first_chunk + c;
+      const int w = call.world(r);
+      auto& rh = area.slot(w, area.slot_of(gr));
+      if (rh.result.load(std::memory_order_acquire) != gr + 1) {
+        call.wait([&] { return rh.result.load(std::memory_order_acquire) == gr + 1; },
+                  [&] { return segment.alive(w) ? -1 : w; });
+      }
+      auto [rlo, rhi] = segment_of(r, len / elem);
+      copy_bytes(out + c * cb + rlo, area.slot_data(w, area.slot_of(gr)) + rlo, rhi - rlo);
+      call.release_chunk(i, c);
+    }
+  };
+  std::uint64_t published = 0;
+  for (std::uint64_t k = 0; k < chunks + lag; ++k) {
+    if (k < chunks) {
+      while (published < chunks && (published == k || call.slot_free(first + published))) {
+        call.wait_slot_free(first + published);
+        publish(published++);
+      }
+      reduce_segment(k);
+    }
+    if (k >= lag) gather_results(k - lag);
+  }
+}
+
+void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::byte* out,
+                     std::size_t bytes, const detail::Combiner& op, Kind kind) {
+  Call call(comm, kind);
+  Engine& engine = comm.runtime().collectives();
+  const int n = call.n();
   const auto elem = static_cast<std::uint32_t>(op.elem_bytes);
   Descriptor d{kind, -1, bytes, elem, op.op_id};
   const std::uint64_t cb = call.chunk_size(elem);
@@ -736,59 +922,10 @@ void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::b
     call.wait_open(i, d);
     call.release_main(r);
   }
-  std::vector<int> peer_world;
-  for (int r : peers) peer_world.push_back(call.world(r));
-  const int self = engine.self();
-  auto segment_of = [&](int r, std::uint64_t elems) {
-    return std::pair<std::uint64_t, std::uint64_t>{elems * static_cast<std::uint64_t>(r) / static_cast<std::uint64_t>(n) * elem,
-                                                   elems * static_cast<std::uint64_t>(r + 1) / static_cast<std::uint64_t>(n) * elem};
-  };
-  for (std::uint64_t c = 0; c < chunks; ++c) {
-    const std::uint64_t a = c * cb;
-    const std::uint64_t len = std::min<std::uint64_t>(cb, bytes - a);
-    const std::uint64_t g = first + c;
-    const std::size_t s = g % kCollectiveSlots;
-    // 1. Publish the input chunk (read twice by every peer: a segment, then a result).
-    call.wait_slot_free(g);
-    std::byte* slot = area.slot_data(self, s);
-    copy_bytes(slot, in + a, len);
-    auto& h = area.slot(self, s);
-    h.bytes = static_cast<std::uint32_t>(len);
-    engine.slot_expected[s] += 2 * peers.size();
-    h.wake_at = engine.slot_expected[s];
-    h.chunk.store(g + 1, std::memory_order_seq_cst);
-    engine.slot_readers[s] = peer_world;
-    for (int w : peer_world) call.notify(w);
-    // 2. Combine this rank's segment in rank order.
-    auto [lo, hi] = segment_of(me, len / elem);
-    std::byte* acc = out + a + lo;
-    for (int r = 0; r < n; ++r) {
-      const std::byte* src = r == me ? slot : call.wait_chunk(ins[static_cast<std::size_t>(r)], c);
-      if (r == 0) {
-        copy_bytes(acc, src + lo, hi - lo);
-      } else {
-        combine(op, acc, src + lo, hi - lo);
-      }
-      if (r != me) call.release_chunk(ins[static_cast<std::size_t>(r)], c);
-    }
-    // 3. Publish the result over our own segment of the slot.
-    copy_bytes(slot + lo, acc, hi - lo);
-    h.result.store(g + 1, std::memory_order_seq_cst);
-    for (int w : peer_world) call.notify(w);
-    // 4. Copy the other segments' results.
-    for (int r : peers) {
-      auto& i = ins[static_cast<std::size_t>(r)];
-      const std::uint64_t gr = i.first_chunk + c;
-      const int w = call.world(r);
-      auto& rh = area.slot(w, gr % kCollectiveSlots);
-      if (rh.result.load(std::memory_order_acquire) != gr + 1) {
-        call.wait([&] { return rh.result.load(std::memory_order_acquire) == gr + 1; },
-                  [&] { return segment.alive(w) ? -1 : w; });
-      }
-      auto [rlo, rhi] = segment_of(r, len / elem);
-      copy_bytes(out + a + rlo, area.slot_data(w, gr % kCollectiveSlots) + rlo, rhi - rlo);
-      call.release_chunk(i, c);
-    }
+  if (n == 2) {
+    allreduce_pair(call, ins, in, out, bytes, op, first, cb, peers);
+  } else {
+    allreduce_segments(call, ins, in, out, bytes, op, first, cb, peers);
   }
 }
 
@@ -1431,6 +1568,38 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
   const auto un = static_cast<std::size_t>(n);
   const auto* in = static_cast<const std::byte*>(in_v);
   auto* out = static_cast<std::byte*>(out_v);
+  if (send_counts == nullptr) {
+    // Equal blocks: rank i's block j is at j * block_bytes of its stream (scratch storage, no
+    // allocation per call).
+    Call call(comm, Kind::alltoall);
+    const std::uint64_t b = block_bytes;
+    const auto ume = static_cast<std::uint64_t>(me);
+    if (b > 0) copy_bytes(out + ume * b, in + ume * b, b);
+    if (n == 1) return;
+    // Rank i's stream: its blocks for ranks i+1, ..., n-1, 0, ..., i-1 (its own left out), so
+    // that the ranks write for different readers at the same time; rank j's block is the
+    // stream's block (j - i - 1) mod n.
+    Descriptor d{Kind::alltoall, -1, b * (un - 1), 1, 0};
+    Outgoing& o = collectives::scratch_outgoing();
+    o.data = in;
+    o.d = d;
+    o.head = (ume + 1) * b;
+    o.head_bytes = (un - 1 - ume) * b;
+    o.tail = 0;
+    o.main_readers = collectives::peers_of(call);
+    auto position = [&](std::uint64_t from, std::uint64_t to) { return (to + un - from - 1) % un * b; };
+    for (std::uint64_t j = 0; j < un; ++j) {
+      o.ranges.emplace_back(j == ume ? 0 : position(ume, j), j == ume ? 0 : b);
+    }
+    auto& ins = collectives::scratch<Incoming>();
+    for (int i = 0; i < n; ++i) {
+      if (i == me) continue;
+      const auto ui = static_cast<std::uint64_t>(i);
+      ins.push_back(collectives::incoming(i, position(ui, ume), b, out + ui * b, b * (un - 1)));
+    }
+    call.exchange(&o, ins, d);
+    return;
+  }
   // sent[i * n + j]: bytes rank i sends to rank j.
   std::vector<std::uint64_t> sent(un * un, block_bytes);
   if (send_counts != nullptr) {
@@ -1460,18 +1629,33 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
   auto ume = static_cast<std::size_t>(me);
   if (recv[ume] > 0) copy_bytes(out + recv_prefix[ume], in + my_prefix[ume], recv[ume]);
   if (n == 1) return;
-  Descriptor d{Kind::alltoall, -1, my_prefix.back(), 1, 0};
+  // As for alltoall: rank i's stream holds its blocks for ranks i+1, ..., n-1, 0, ..., i-1.
+  // Where rank `to`'s block starts in rank `from`'s stream (p: from's send prefix sums):
+  auto position = [&](const std::vector<std::uint64_t>& p, std::size_t from, std::size_t to) {
+    return to > from ? p[to] - p[from + 1] : p.back() - p[from + 1] + p[to];
+  };
+  Descriptor d{Kind::alltoall, -1, my_prefix.back() - sent[ume * un + ume], 1, 0};
   Outgoing o;
   o.data = in;
   o.d = d;
+  o.head = my_prefix[ume + 1];
+  o.head_bytes = my_prefix.back() - my_prefix[ume + 1];
+  o.tail = 0;
   o.main_readers = collectives::others(call);
-  for (int j = 0; j < n; ++j) o.ranges.emplace_back(my_prefix[static_cast<std::size_t>(j)], sent[ume * un + static_cast<std::size_t>(j)]);
+  for (std::size_t j = 0; j < un; ++j) {
+    if (j == ume) {
+      o.ranges.emplace_back(0, 0);
+    } else {
+      o.ranges.emplace_back(position(my_prefix, ume, j), sent[ume * un + j]);
+    }
+  }
   std::vector<Incoming> ins;
   for (int i = 0; i < n; ++i) {
     if (i == me) continue;
     auto p = collectives::prefix(row(i));
     auto ui = static_cast<std::size_t>(i);
-    ins.push_back(collectives::incoming(i, p[ume], recv[ui], out + recv_prefix[ui], p.back()));
+    ins.push_back(collectives::incoming(i, position(p, ui, ume), recv[ui], out + recv_prefix[ui],
+                                        p.back() - sent[ui * un + ui]));
   }
   call.exchange(&o, ins, d);
 }

@@ -2,7 +2,7 @@
 //
 // Protocol (see runtime/transport/collective_area.hpp for the memory): a rank PUBLISHES into its
 // own block (descriptor + inline payload in its main lines, larger payloads chunk by chunk
-// through its kCollectiveSlots staging slots) and names the ranks that will read each part. The
+// through its staging slots) and names the ranks that will read each part. The
 // readers wait for the token of the call they are in, copy or combine, and bump the part's
 // consumed counter. The publisher reuses a part only when the counter has reached the cumulative
 // number of reads it announced, so a slow reader never sees its data overwritten, whatever
@@ -48,8 +48,8 @@ class Engine {
   std::array<std::uint64_t, transport::kCollectiveMains> main_expected{};
   std::array<std::vector<int>, transport::kCollectiveMains> main_readers;
   std::uint64_t next_chunk = 0;           // global number of the next chunk this rank publishes
-  std::array<std::uint64_t, transport::kCollectiveSlots> slot_expected{};
-  std::array<std::vector<int>, transport::kCollectiveSlots> slot_readers;
+  std::array<std::uint64_t, transport::kCollectiveMaxSlots> slot_expected{};
+  std::array<std::vector<int>, transport::kCollectiveMaxSlots> slot_readers;
 
   /// Non-blocking collectives in flight. Every collective wait advances them (a peer may need
   /// this rank to consume its earlier publication before it can publish what we wait for).

@@ -5,13 +5,20 @@
 namespace cohort::transport {
 
 std::size_t collective_chunk_bytes(int ranks) {
+  if (ranks <= 8) return 128u << 10;
   if (ranks <= 16) return 64u << 10;
   if (ranks <= 64) return 32u << 10;
   return 16u << 10;
 }
 
+std::size_t collective_slots(int ranks) {
+  if (ranks <= 8) return 16;
+  if (ranks <= 16) return 8;
+  return 4;
+}
+
 std::size_t collective_block_bytes(int ranks) {
-  return CollectiveArea::kSlotData + kCollectiveSlots * collective_chunk_bytes(ranks);
+  return CollectiveArea::kSlotData + collective_slots(ranks) * collective_chunk_bytes(ranks);
 }
 
 std::size_t collective_area_bytes(int ranks) {
@@ -27,7 +34,7 @@ void format_collective_area(std::span<std::byte> area, int ranks) {
       new (&view.main(r, m)) CollectiveMain{};
       new (&view.main_consumed(r, m)) CollectiveCounter{};
     }
-    for (std::size_t s = 0; s < kCollectiveSlots; ++s) {
+    for (std::size_t s = 0; s < view.slots(); ++s) {
       new (&view.slot(r, s)) CollectiveSlotHeader{};
       new (&view.slot_consumed(r, s)) CollectiveCounter{};
     }

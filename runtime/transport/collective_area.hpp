@@ -15,13 +15,20 @@
 //                                with sequence number s uses main s % kMains, so a root can
 //                                publish several small broadcasts before the first is read.
 //     +2048   main_consumed[kMains]   1 line each: bumped by each reader when done with the main
-//     +3072   SlotHeader[kSlots] 1 line each: chunk number + 1 once the chunk's data is written
-//     +3328   slot_consumed[kSlots]  1 line each: bumped by each reader of the slot's chunk
-//     +3584   data[kSlots][chunk_bytes(ranks)]  staging buffers (payloads above the inline size
-//                                are pipelined through them in chunks)
+//     +3072   SlotHeader[kMaxSlots] 1 line each: chunk number + 1 once the chunk's data is written
+//     +4096   slot_consumed[kMaxSlots]  1 line each: bumped by each reader of the slot's chunk
+//     +5120   data[slots(ranks)][chunk_bytes(ranks)]  staging buffers (payloads above the inline
+//                                size are pipelined through them in chunks)
 //
-// Memory per rank: 3.5 KiB + 4 x chunk_bytes(ranks), where chunk_bytes is 64 KiB up to 16 ranks
-// (~260 KiB per rank), 32 KiB up to 64 ranks (~132 KiB) and 16 KiB above (~68 KiB).
+// Memory per rank: 5 KiB + slots(ranks) x chunk_bytes(ranks):
+//   up to 8 ranks   16 x 128 KiB = 2 MiB   (16 MiB for an 8-rank job)
+//   up to 16 ranks   8 x 64 KiB = 512 KiB  (8 MiB for a 16-rank job)
+//   up to 64 ranks   4 x 32 KiB = 128 KiB  (8.3 MiB for a 64-rank job)
+//   above            4 x 16 KiB =  64 KiB
+// Why a large ring at small rank counts: a writer that re-fills a staging buffer whose lines a
+// reader still holds in its L2 pays a cross-core invalidation per line. On the 2-core AMD EPYC
+// (Zen 4, KVM) host, a 1 MiB broadcast at 2 ranks took 2-3x longer through a 256 or 512 KiB
+// ring than through a 1 or 2 MiB one (README, Collectives > How it works).
 //
 // Concurrency: the owner writes CollectiveMain, SlotHeader and data; any rank may fetch_add the
 // consumed counters; the context counter is fetch_add'ed by any rank (split/dup leaders).
@@ -36,12 +43,16 @@
 
 namespace cohort::transport {
 
-inline constexpr std::size_t kCollectiveSlots = 4;
+/// Upper bound of the staging slots per rank (the slot headers are laid out for this many).
+inline constexpr std::size_t kCollectiveMaxSlots = 16;
 inline constexpr std::size_t kCollectiveMains = 16;
 inline constexpr std::size_t kCollectiveInlineBytes = 72;
 
 /// Chunk (staging buffer) size per slot for a job of `ranks` ranks.
 std::size_t collective_chunk_bytes(int ranks);
+
+/// Staging slots per rank for a job of `ranks` ranks (<= kCollectiveMaxSlots).
+std::size_t collective_slots(int ranks);
 
 /// Bytes of one rank's block.
 std::size_t collective_block_bytes(int ranks);
@@ -92,9 +103,12 @@ class CollectiveArea {
   CollectiveArea() = default;
   CollectiveArea(std::span<std::byte> area, int ranks) noexcept
       : base_(area.data()), ranks_(ranks), chunk_bytes_(collective_chunk_bytes(ranks)),
-        block_bytes_(collective_block_bytes(ranks)) {}
+        slots_(collective_slots(ranks)), block_bytes_(collective_block_bytes(ranks)) {}
 
   [[nodiscard]] std::size_t chunk_bytes() const noexcept { return chunk_bytes_; }
+  [[nodiscard]] std::size_t slots() const noexcept { return slots_; }
+  /// The slot that global chunk number g of a rank's stream goes through.
+  [[nodiscard]] std::size_t slot_of(std::uint64_t g) const noexcept { return g % slots_; }
   [[nodiscard]] CollectiveAreaHeader& header() const noexcept {
     return *reinterpret_cast<CollectiveAreaHeader*>(base_);
   }
@@ -116,8 +130,8 @@ class CollectiveArea {
 
   static constexpr std::size_t kMainConsumed = kCollectiveMains * sizeof(CollectiveMain);
   static constexpr std::size_t kSlotHeaders = kMainConsumed + kCollectiveMains * kCacheLine;
-  static constexpr std::size_t kSlotConsumed = kSlotHeaders + kCollectiveSlots * kCacheLine;
-  static constexpr std::size_t kSlotData = kSlotConsumed + kCollectiveSlots * kCacheLine;
+  static constexpr std::size_t kSlotConsumed = kSlotHeaders + kCollectiveMaxSlots * kCacheLine;
+  static constexpr std::size_t kSlotData = kSlotConsumed + kCollectiveMaxSlots * kCacheLine;
 
  private:
   [[nodiscard]] std::byte* block(int rank) const noexcept {
@@ -126,6 +140,7 @@ class CollectiveArea {
   std::byte* base_ = nullptr;
   int ranks_ = 0;
   std::size_t chunk_bytes_ = 0;
+  std::size_t slots_ = 1;
   std::size_t block_bytes_ = 0;
 };
 

@@ -14,6 +14,7 @@
 
 #include <cohort/cohort.hpp>
 
+#include "runtime/transport/collective_area.hpp"
 #include "tests/support/rank_env.hpp"
 
 namespace {
@@ -216,6 +217,125 @@ TEST(Collectives, AllreduceMatchesSequentialAndIsIdenticalOnEveryRank) {
   }
   auto bits = w.allgather(a);
   for (double b : bits) ASSERT_EQ(0, std::memcmp(&a, &b, sizeof a));
+}
+
+// Element counts at the staging boundaries of this job (pure functions of the rank count, so
+// the MPI backend runs the same sizes): one chunk, the allreduce pipeline's lag (slots - 1
+// chunks), the whole ring (slots chunks: a payload that fits without reusing a slot), one more
+// chunk, each -1 / +1 element; and one past two rings.
+std::vector<std::size_t> staging_counts(std::size_t elem) {
+  const int n = world().size();
+  const std::size_t chunk = cohort::transport::collective_chunk_bytes(n) / elem;
+  const std::size_t slots = cohort::transport::collective_slots(n);
+  std::vector<std::size_t> counts;
+  for (std::size_t k : {std::size_t{1}, slots - 1, slots, slots + 1}) {
+    for (std::size_t c : {k * chunk - 1, k * chunk, k * chunk + 1}) {
+      if (counts.empty() || counts.back() < c) counts.push_back(c);
+    }
+  }
+  counts.push_back(2 * slots * chunk + 1);
+  return counts;
+}
+
+TEST(Collectives, AllreduceAtStagingBoundariesMatchesSequential) {
+  auto& w = world();
+  const auto counts = staging_counts(sizeof(double));
+  // Element i of the result depends on i only: the inputs and the sequential sums once, for the
+  // largest count.
+  const std::size_t most = counts.back();
+  const std::vector<double> mine = doubles(w.rank(), most);
+  std::vector<double> expect = doubles(0, most);
+  for (int r = 1; r < w.size(); ++r) {
+    for (std::size_t i = 0; i < most; ++i) expect[i] += input_double(r, i);
+  }
+  for (std::size_t n : counts) {
+    std::vector<double> in(mine.begin(), mine.begin() + static_cast<std::ptrdiff_t>(n));
+    std::vector<double> out(n);
+    w.allreduce(in, out, std::plus<>{});
+    ASSERT_EQ(0, compare_bits(out.data(), expect.data(), n)) << "n=" << n;
+    ASSERT_EQ(0, compare_bits(in.data(), mine.data(), n)) << "input changed, n=" << n;
+    w.allreduce(in, std::plus<>{});
+    ASSERT_EQ(0, compare_bits(in.data(), expect.data(), n)) << "in place n=" << n;
+  }
+}
+
+TEST(Collectives, NonCommutativeAllreduceAndReduceAtStagingBoundaries) {
+  auto& w = world();
+  auto op = [](const M2& x, const M2& y) { return mul(x, y); };
+  const auto counts = staging_counts(sizeof(M2));
+  const std::size_t most = counts.back();
+  std::vector<M2> mine(most), expect(most);
+  for (std::size_t i = 0; i < most; ++i) {
+    mine[i] = input_matrix(w.rank(), i);
+    expect[i] = input_matrix(0, i);
+    for (int r = 1; r < w.size(); ++r) expect[i] = mul(expect[i], input_matrix(r, i));
+  }
+  for (std::size_t k = 0; k < counts.size(); k += 2) {  // every other size: enough, and faster
+    const std::size_t n = counts[k];
+    const auto end = static_cast<std::ptrdiff_t>(n);
+    const std::vector<M2> in(mine.begin(), mine.begin() + end);
+    const std::vector<M2> want(expect.begin(), expect.begin() + end);
+    std::vector<M2> all(n);
+    w.allreduce(in, all, op);
+    ASSERT_TRUE(all == want) << "allreduce n=" << n;
+    std::vector<M2> inplace = in;
+    w.allreduce(inplace, op);
+    ASSERT_TRUE(inplace == want) << "in-place allreduce n=" << n;
+    const int root = static_cast<int>(k / 2) % w.size();
+    std::vector<M2> red(n);
+    w.reduce(in, red, op, root);
+    if (w.rank() == root) {
+      ASSERT_TRUE(red == want) << "reduce n=" << n << " root=" << root;
+    }
+  }
+}
+
+TEST(Collectives, BroadcastAndGatherAtStagingBoundariesEveryRoot) {
+  auto& w = world();
+  const auto n = static_cast<std::size_t>(w.size());
+  const std::size_t chunk = cohort::transport::collective_chunk_bytes(w.size());
+  const std::size_t ring = chunk * cohort::transport::collective_slots(w.size());
+  auto bytes_of = [](int seed, std::size_t bytes) {
+    std::vector<std::uint8_t> v(bytes);
+    for (std::size_t i = 0; i < bytes; ++i) v[i] = input_byte(seed, i);
+    return v;
+  };
+  for (std::size_t bytes : {chunk - 1, chunk + 1, ring - 1, ring, ring + 1}) {
+    for (int root = 0; root < w.size(); ++root) {
+      const auto expect = bytes_of(root, bytes);
+      std::vector<std::uint8_t> buf = w.rank() == root ? expect : std::vector<std::uint8_t>(bytes, 0);
+      w.broadcast(buf, root);
+      ASSERT_TRUE(buf == expect) << "broadcast bytes=" << bytes << " root=" << root;
+      if (bytes > chunk + 1 && root != 0 && root != w.size() - 1) continue;  // gathers: fewer roots
+      std::vector<std::uint8_t> all(w.rank() == root ? bytes * n : 0);
+      w.gather(bytes_of(w.rank() + root, bytes), all, root);
+      if (w.rank() == root) {
+        for (std::size_t r = 0; r < n; ++r) {
+          const auto theirs = bytes_of(static_cast<int>(r) + root, bytes);
+          ASSERT_EQ(0, std::memcmp(all.data() + r * bytes, theirs.data(), bytes))
+              << "gather bytes=" << bytes << " root=" << root << " from rank " << r;
+        }
+      }
+    }
+  }
+}
+
+TEST(Collectives, AlltoallAtStagingBoundaries) {
+  auto& w = world();
+  const auto n = static_cast<std::size_t>(w.size());
+  const auto me = static_cast<std::size_t>(w.rank());
+  const std::size_t chunk = cohort::transport::collective_chunk_bytes(w.size());
+  for (std::size_t block : {std::size_t{8}, chunk - 1, chunk, chunk + 1}) {
+    std::vector<std::uint8_t> send(block * n), recv(block * n, 0), expect(block * n);
+    for (std::size_t j = 0; j < n; ++j) {
+      for (std::size_t i = 0; i < block; ++i) {
+        send[j * block + i] = input_byte(static_cast<int>(me * n + j), i);
+        expect[j * block + i] = input_byte(static_cast<int>(j * n + me), i);
+      }
+    }
+    w.alltoall(send, recv);
+    ASSERT_TRUE(recv == expect) << "block=" << block;
+  }
 }
 
 TEST(Collectives, ScanAndExscan) {

@@ -8,6 +8,7 @@
 #include "cohort/errors.hpp"
 #include "runtime/platform/futex.hpp"
 #include "runtime/platform/shared_memory.hpp"
+#include "runtime/transport/collective_area.hpp"
 
 namespace cohort::transport {
 namespace {
@@ -30,6 +31,24 @@ TEST(Segment, SixtyFourRanksFitInDockersDefaultDevShm) {
   // What a job commits at launch (the heap is committed only as it is used).
   EXPECT_LT(segment_layout(64).reserved_bytes(), 64u << 20);
   EXPECT_LT(segment_layout(64, 0).total_bytes, 64u << 20);
+}
+
+TEST(Segment, EveryJobUpToSixtyFourRanksFitsInDockersDefaultDevShm) {
+  // The collective staging ring is larger at small rank counts: no rank count may exceed it.
+  for (int n = 1; n <= 64; ++n) {
+    EXPECT_LT(segment_layout(n).reserved_bytes(), 64u << 20) << n << " ranks";
+  }
+}
+
+TEST(CollectiveArea, StagingSlotsFitTheirHeadersAndBlocks) {
+  for (int n : {1, 2, 4, 8, 9, 16, 17, 64, 65, 128}) {
+    const std::size_t slots = collective_slots(n);
+    EXPECT_GE(slots, 2u) << n;
+    EXPECT_LE(slots, kCollectiveMaxSlots) << n;
+    EXPECT_EQ(collective_chunk_bytes(n) % kCacheLine, 0u) << n;
+    EXPECT_EQ(collective_block_bytes(n), CollectiveArea::kSlotData + slots * collective_chunk_bytes(n));
+    EXPECT_EQ(collective_block_bytes(n) % kCacheLine, 0u) << n;
+  }
 }
 
 TEST(Segment, FormatPublishesAValidHeader) {
