@@ -19,22 +19,12 @@ int main(int argc, char** argv) {
   if (a.bench == "gather" || a.bench == "alltoall") out.resize(a.bytes * n);
 
   if (a.bench == "compute_efficiency") {
-    auto rounds = coll_bench::calibrate(50.0);
-    double sink = 0, compute_us = 0;
-    w.barrier();
-    double t0 = coll_bench::now_us();
-    for (int i = 0; i < a.iterations; ++i) {
-      double c0 = coll_bench::thread_cpu_us();
-      sink += coll_bench::kernel(rounds, 1.0 + i);
-      compute_us += coll_bench::thread_cpu_us() - c0;
-      double x = w.allreduce(sink, std::plus<>{});
-      sink = x * 1e-30;
-    }
-    w.barrier();
-    double wall = coll_bench::now_us() - t0;
-    double total_compute = w.allreduce(compute_us, std::plus<>{});
-    double cores = std::min<double>(np, static_cast<double>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
-    if (w.rank() == 0) coll_bench::emit("cohort", a, np, total_compute / cores / wall, "ratio");
+    double sink = 0;
+    double eff = coll_bench::compute_loop_efficiency(
+        a.iterations, np, [&] { w.barrier(); },
+        [&](double s) { return w.allreduce(s, std::plus<>{}) * 1e-30; },
+        [&](double v) { return w.allreduce(v, std::plus<>{}); }, sink);
+    if (w.rank() == 0) coll_bench::emit("cohort", a, np, eff, "ratio");
     return sink > 1e300 ? 1 : 0;
   }
 

@@ -54,4 +54,30 @@ inline void emit(const char* impl, const Args& a, int np, double value, const ch
   std::fflush(stdout);
 }
 
+/// The compute+communicate loop of `compute_efficiency` (and of `compute_ceiling`, which does
+/// not communicate): `iterations` steps of ~50 us of compute, each followed by
+/// `communicate(sink)`, which returns the next sink; timed between two `barrier()`s.
+/// Returns (total compute cpu time of all ranks / cores) / wall time, where `sum_all` adds a
+/// value over the ranks and the cores are min(np, online cpus); the sink goes to `sink_out`.
+template <class Barrier, class Communicate, class SumAll>
+double compute_loop_efficiency(int iterations, int np, Barrier&& barrier, Communicate&& communicate,
+                               SumAll&& sum_all, double& sink_out) {
+  const std::uint64_t rounds = calibrate(50.0);
+  double sink = 0, compute_us = 0;
+  barrier();
+  const double t0 = now_us();
+  for (int i = 0; i < iterations; ++i) {
+    const double c0 = thread_cpu_us();
+    sink += kernel(rounds, 1.0 + i);
+    compute_us += thread_cpu_us() - c0;
+    sink = communicate(sink);
+  }
+  barrier();
+  const double wall = now_us() - t0;
+  const double total_compute = sum_all(compute_us);
+  const double cores = std::min<double>(np, static_cast<double>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
+  sink_out = sink;
+  return total_compute / cores / wall;
+}
+
 }  // namespace coll_bench

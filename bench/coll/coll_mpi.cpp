@@ -20,24 +20,21 @@ int main(int argc, char** argv) {
   const int fcount = static_cast<int>(fin.size());
 
   if (a.bench == "compute_efficiency") {
-    auto rounds = coll_bench::calibrate(50.0);
-    double sink = 0, compute_us = 0;
-    MPI_Barrier(MPI_COMM_WORLD);
-    double t0 = coll_bench::now_us();
-    for (int i = 0; i < a.iterations; ++i) {
-      double c0 = coll_bench::thread_cpu_us();
-      sink += coll_bench::kernel(rounds, 1.0 + i);
-      compute_us += coll_bench::thread_cpu_us() - c0;
-      double x = 0;
-      MPI_Allreduce(&sink, &x, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-      sink = x * 1e-30;
-    }
-    MPI_Barrier(MPI_COMM_WORLD);
-    double wall = coll_bench::now_us() - t0;
-    double total_compute = 0;
-    MPI_Allreduce(&compute_us, &total_compute, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    double cores = std::min<double>(np, static_cast<double>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
-    if (rank == 0) coll_bench::emit("openmpi", a, np, total_compute / cores / wall, "ratio");
+    double sink = 0;
+    double eff = coll_bench::compute_loop_efficiency(
+        a.iterations, np, [] { MPI_Barrier(MPI_COMM_WORLD); },
+        [](double s) {
+          double x = 0;
+          MPI_Allreduce(&s, &x, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+          return x * 1e-30;
+        },
+        [](double v) {
+          double total = 0;
+          MPI_Allreduce(&v, &total, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+          return total;
+        },
+        sink);
+    if (rank == 0) coll_bench::emit("openmpi", a, np, eff, "ratio");
     MPI_Finalize();
     return sink > 1e300 ? 1 : 0;
   }
