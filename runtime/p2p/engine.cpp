@@ -859,9 +859,10 @@ void Engine::block(std::span<Operation* const> ops, Done&& done) {
   }
   std::uint64_t polls = 0;
   Operation* lost_op = nullptr;
+  bool moved = false;
   auto ready = [&] {
-    progress(++polls > patience);
-    return done();
+    moved = progress(++polls > patience);
+    return moved || done();
   };
   auto lost = [&]() -> int {
     for (Operation* op : ops) {
@@ -908,7 +909,14 @@ void Engine::block(std::span<Operation* const> ops, Done&& done) {
     what.tag = first->tag;
     what.comm = first->comm->context();
   }
-  waiter_.wait(ready, what, lost, on_lost);
+  // A wait that moves data is not idle: a long transfer (a window of large messages) keeps its
+  // rank polling instead of spending the Waiter's spin budget and falling asleep mid-transfer
+  // (then every chunk the peer publishes costs a futex wake). The budget restarts whenever a
+  // poll moved something; only polls that find nothing to do count toward yielding and sleeping.
+  for (;;) {
+    waiter_.wait(ready, what, lost, on_lost);
+    if (done()) return;
+  }
 }
 
 void Engine::wait(Operation& op) {
