@@ -19,9 +19,6 @@
 // Used by README "Point-to-point > Benchmarks" to say how far from the machine's limit the p2p
 // bandwidth rows are. Not a test: it asserts nothing.
 #include <pthread.h>
-#if defined(__x86_64__)
-#include <emmintrin.h>
-#endif
 #include <sched.h>
 
 #include <atomic>
@@ -31,6 +28,9 @@
 #include <cstring>
 #include <thread>
 #include <vector>
+
+#include "../common/cpus.hpp"
+#include "runtime/transport/ring.hpp"
 
 namespace {
 
@@ -70,23 +70,10 @@ struct alignas(64) Flag {
   std::atomic<std::uint64_t> value{0};
 };
 
-// Copies n bytes (a multiple of 64, 64-byte aligned destination) with non-temporal stores.
+// Non-temporal copy: the stream's own (COHORT_P2P_STREAM_NT=1), so this measures what it does.
 void copy_nt(char* dst, const char* src, std::size_t n) {
-#if defined(__x86_64__)
-  for (std::size_t i = 0; i < n; i += 64) {
-    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
-    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 16));
-    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 32));
-    __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 48));
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), a);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 16), b);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 32), c);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 48), d);
-  }
-  _mm_sfence();
-#else
-  std::memcpy(dst, src, n);
-#endif
+  cohort::transport::ring_detail::copy_nt(reinterpret_cast<std::byte*>(dst),
+                                          reinterpret_cast<const std::byte*>(src), n);
 }
 bool g_nt = false;  // pipelined_chunks: the sender's copies into the ring use non-temporal stores
 
@@ -178,13 +165,8 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> sizes;
   for (int i = 1; i < argc; ++i) sizes.push_back(std::strtoull(argv[i], nullptr, 10));
   if (sizes.empty()) sizes = {65536, 1048576, 4194304};
-  cpu_set_t allowed;
-  sched_getaffinity(0, sizeof(allowed), &allowed);
-  int cpus[2] = {-1, -1};
-  for (int c = 0, k = 0; c < CPU_SETSIZE && k < 2; ++c) {
-    if (CPU_ISSET(c, &allowed)) cpus[k++] = c;
-  }
-  if (cpus[1] < 0) {
+  const std::vector<int> cpus = bench_common::allowed_cpus(2);
+  if (cpus.size() < 2) {
     std::fprintf(stderr, "copy_ceiling: needs two cpus\n");
     return 2;
   }

@@ -28,6 +28,8 @@
 
 #include "sum_of_squares.hpp"
 
+#include "../common/cpus.hpp"
+
 namespace {
 
 using pool_bench::sum_of_squares;
@@ -64,12 +66,7 @@ std::uint64_t four_tasks() {
 int main(int argc, char** argv) {
   int repeats = argc > 1 ? std::atoi(argv[1]) : 5;
   if (repeats < 1) repeats = 1;
-  cpu_set_t allowed;
-  sched_getaffinity(0, sizeof(allowed), &allowed);
-  std::vector<int> cpus;
-  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c) {
-    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-  }
+  const std::vector<int> cpus = bench_common::allowed_cpus(2);
   if (cpus.size() < 2) {
     std::fprintf(stderr, "parallel_ceiling: needs two cpus\n");
     return 2;

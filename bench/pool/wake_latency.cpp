@@ -30,6 +30,8 @@
 
 #include "sum_of_squares.hpp"
 
+#include "../common/cpus.hpp"
+
 namespace {
 
 std::int64_t now_ns() {
@@ -70,12 +72,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--hog") == 0) hog = true;
     else rounds = std::max(1, std::atoi(argv[i]));
   }
-  cpu_set_t allowed;
-  sched_getaffinity(0, sizeof(allowed), &allowed);
-  std::vector<int> cpus;
-  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c) {
-    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-  }
+  const std::vector<int> cpus = bench_common::allowed_cpus(2);
   if (cpus.size() < 2) {
     std::fprintf(stderr, "wake_latency: needs two cpus\n");
     return 2;
