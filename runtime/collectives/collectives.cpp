@@ -63,10 +63,10 @@ Engine::Engine(const transport::Segment& segment, int self, bool oversubscribed)
     : segment_(segment),
       area_(segment.collective_area(), segment.ranks()),
       // The launcher may not know that the job is oversubscribed (e.g. unbound ranks): collective
-      // waits also yield early when ranks outnumber the cpus this rank may run on.
+      // waits also use the oversubscribed WaitPolicy (short spin, then yield) when ranks
+      // outnumber the cpus this rank may run on.
       waiter_(segment, self, oversubscribed || segment.ranks() > online_cpus()),
-      self_(self),
-      oversubscribed_(oversubscribed || segment.ranks() > online_cpus()) {
+      self_(self) {
   waiter_.count_wait_time(false);  // statistics: time in collectives counts as collective_ns
 }
 

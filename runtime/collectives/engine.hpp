@@ -39,9 +39,6 @@ class Engine {
   [[nodiscard]] const transport::CollectiveArea& area() const noexcept { return area_; }
   [[nodiscard]] transport::Waiter& waiter() noexcept { return waiter_; }
   [[nodiscard]] int self() const noexcept { return self_; }
-  /// More ranks than cpus (launcher's word, or the machine's cpu count): the collective waits
-  /// use the oversubscribed WaitPolicy (short spin, then yield; transport/waiter.hpp).
-  [[nodiscard]] bool oversubscribed() const noexcept { return oversubscribed_; }
 
   // Publisher bookkeeping (this rank's block).
   // Per main: cumulative reads announced, and the world ranks reading its current publication.
@@ -66,7 +63,6 @@ class Engine {
   transport::CollectiveArea area_;
   transport::Waiter waiter_;
   int self_;
-  bool oversubscribed_;
   bool progressing_ = false;
 };
 
