@@ -329,9 +329,17 @@ int Barrier::wait() {
   waiting.set(transport::WaitOp::sync_barrier, false, -1, parties_);
   for (;;) {
     if (state_->value.load(std::memory_order_acquire) != generation) return static_cast<int>(index);
-    // With every member a party, a dead member can never arrive: the barrier is broken.
+    // With every member a party, a dead member can never arrive: the barrier is broken. But a
+    // member that is gone may have left *after* this generation ended (it passed the barrier and
+    // exited between our load of the generation above and our look at its state), so look at the
+    // generation again before calling the barrier broken. That second load sees the new
+    // generation whenever the member left after passing: the member's pass happens before its
+    // exit, which happens before its state leaves `attached` (the acquire in Segment::alive).
     for (int r : comm_.impl().world_ranks()) {
       if (parties_ == comm_.size() && !seg.alive(r)) {
+        if (state_->value.load(std::memory_order_acquire) != generation) {
+          return static_cast<int>(index);
+        }
         throw PeerLost(r, fmt::format("rank {}: Barrier::wait: rank {} died or exited before "
                                       "reaching the barrier; the barrier is broken",
                                       comm_.impl().world_rank(comm_.rank()), r));
