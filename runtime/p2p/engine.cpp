@@ -336,18 +336,25 @@ std::byte* Engine::destination(Operation& op, std::size_t bytes) {
   return op.target.buffer;
 }
 
+// Decodes a serialized payload into the receive's object (op.status is set); a payload that
+// does not decode becomes the receive's DeserializeError.
+void Engine::decode_payload(Operation& op, int tag, std::span<const std::byte> payload) {
+  if (op.target.finish == nullptr) return;
+  try {
+    op.target.finish(op.target.ctx, payload);
+  } catch (const std::exception& e) {
+    op.error = std::make_exception_ptr(DeserializeError(fmt::format(
+        "rank {}: recv from rank {} ({}): the {}-byte {} payload could not be decoded: {}; "
+        "check that sender and receiver serialize the same fields in the same order",
+        op.comm->rank(), op.status.source, tag_text(tag), payload.size(),
+        format_name(static_cast<std::uint8_t>(op.target.format)), e.what())));
+  }
+}
+
 void Engine::complete_recv(Operation& op, const Envelope& env, std::size_t bytes) {
   op.status = Status{comm_rank(*op.comm, env.source), Tag{env.tag}, bytes};
-  if (op.target.format != MessageFormat::raw && op.target.finish != nullptr) {
-    try {
-      op.target.finish(op.target.ctx, std::span<const std::byte>(op.storage->data(), bytes));
-    } catch (const std::exception& e) {
-      op.error = std::make_exception_ptr(DeserializeError(fmt::format(
-          "rank {}: recv from rank {} ({}): the {}-byte {} payload could not be decoded: {}; "
-          "check that sender and receiver serialize the same fields in the same order",
-          op.comm->rank(), op.status.source, tag_text(env.tag), bytes,
-          format_name(static_cast<std::uint8_t>(op.target.format)), e.what())));
-    }
+  if (op.target.format != MessageFormat::raw) {
+    decode_payload(op, env.tag, std::span<const std::byte>(op.storage->data(), bytes));
   }
   op.done = true;
   ++completed_;
@@ -632,35 +639,79 @@ bool Engine::pump_stream(int source) {
   return did;
 }
 
-// The fast path of the usual small message: an eager raw frame that the oldest posted receive
-// takes and accepts. Returns false, having changed nothing, for anything else (a serialized or
-// large frame, another receive first in line, a size the receive refuses, a frame the checks of
-// decode_frame would reject): on_frame then does the general matching, checks and errors.
-bool Engine::take_eager_raw(int source, const transport::FrameHeader& h) {
-  if ((h.info >> 13) != 0 || posted_.empty()) return false;  // kind raw, no flags
+// The fast paths of the usual small message: an eager frame that the oldest posted receive
+// takes and accepts. They return false, having changed nothing, for anything else (a large
+// frame, another receive first in line, a size, format or type the receive refuses, a frame the
+// checks of decode_frame would reject): on_frame then does the general matching, checks and
+// errors.
+
+// True when the oldest posted receive takes an eager frame of `source` with this envelope and
+// format (the envelope test of match_posted, for the front only).
+bool Engine::front_takes(int source, const transport::FrameHeader& h, std::size_t bytes) const noexcept {
+  if (posted_.empty() || bytes > eager_max_) return false;  // within a quarter of the ring
+  const Operation& op = *posted_.front();
+  return static_cast<std::uint8_t>(op.target.format) == h.kind() && op.comm->context() == h.context &&
+         (op.peer < 0 || op.peer == source) && (op.tag < 0 || op.tag == h.tag);
+}
+
+// unpost() of the front receive, inline, and the envelope half of complete_recv().
+Operation& Engine::take_front(int source, const transport::FrameHeader& h, std::size_t bytes) noexcept {
   Operation& op = *posted_.front();
-  const RecvTarget& t = op.target;
-  const std::size_t bytes = h.bytes();
-  // bytes <= eager_max_: within a quarter of the ring, as decode_frame demands.
-  if (t.format != MessageFormat::raw || bytes > eager_max_ || op.comm->context() != h.context ||
-      (op.peer >= 0 && op.peer != source) || (op.tag >= 0 && op.tag != h.tag)) {
-    return false;
-  }
-  if (t.elem_size > 1 && bytes % t.elem_size != 0) return false;
-  if (t.prepare == nullptr && (bytes > t.capacity || (t.exact && bytes != t.capacity))) return false;
-  // unpost() and complete_recv() for this case, inline.
   posted_.pop_front();
   op.posted = false;
   if (op.peer < 0) --posted_any_;
   else --posted_from_[static_cast<std::size_t>(source)];
   op.matched_source = source;
   op.trace_seq = next_received_seq(source);
-  std::byte* dst = t.prepare == nullptr ? t.buffer : t.prepare(t.ctx, bytes);
-  in_[static_cast<std::size_t>(source)].ring.read(dst, bytes);
   op.status = Status{op.comm->context() == 0 ? source : comm_rank(*op.comm, source), Tag{h.tag}, bytes};
+  return op;
+}
+
+void Engine::finish_taken(Operation& op, int source, std::size_t bytes) noexcept {
   op.done = true;
   ++completed_;
   if (trace_.on()) [[unlikely]] traced_recv_complete(op, source, bytes);
+}
+
+bool Engine::take_eager_raw(int source, const transport::FrameHeader& h) {
+  if ((h.info >> 13) != 0) return false;  // kind raw, no flags
+  const std::size_t bytes = h.bytes();
+  if (!front_takes(source, h, bytes)) return false;
+  const RecvTarget& t = posted_.front()->target;
+  if (t.elem_size > 1 && bytes % t.elem_size != 0) return false;
+  if (t.prepare == nullptr && (bytes > t.capacity || (t.exact && bytes != t.capacity))) return false;
+  Operation& op = take_front(source, h, bytes);
+  std::byte* dst = t.prepare == nullptr ? t.buffer : t.prepare(t.ctx, bytes);
+  in_[static_cast<std::size_t>(source)].ring.read(dst, bytes);
+  finish_taken(op, source, bytes);
+  return true;
+}
+
+// A serialized eager frame: [fingerprint (4)] data (frame.hpp). When the frame does not wrap
+// around the ring's end, the payload is decoded where it lies, without the copy into the
+// receive's storage that on_frame makes: the slots stay ours until consume(), and the decoders
+// check every length against the span they are given (serialization.hpp), so a peer that wrote
+// nonsense gets a DeserializeError, as on the general path.
+bool Engine::take_eager_serialized(int source, const transport::FrameHeader& h) {
+  const std::uint8_t kind = h.kind();
+  if (kind == 0 || kind > 2 || h.flags() != 0) return false;
+  constexpr std::size_t fp = sizeof(std::uint32_t);
+  if (h.bytes() < fp) return false;
+  const std::size_t bytes = h.bytes() - fp;
+  if (!front_takes(source, h, h.bytes())) return false;
+  const transport::RingConsumer& ring = in_[static_cast<std::size_t>(source)].ring;
+  std::uint32_t fingerprint = 0;
+  ring.read(reinterpret_cast<std::byte*>(&fingerprint), fp);
+  if (fingerprint != posted_.front()->target.fingerprint) return false;
+  Operation& op = take_front(source, h, bytes);
+  std::span<const std::byte> payload = ring.contiguous(bytes, fp);
+  if (payload.data() == nullptr) {  // wraps: one copy into the receive's storage
+    op.storage->resize(bytes);
+    ring.read(op.storage->data(), bytes, fp);
+    payload = {op.storage->data(), bytes};
+  }
+  decode_payload(op, h.tag, payload);
+  finish_taken(op, source, bytes);
   return true;
 }
 
@@ -671,7 +722,10 @@ bool Engine::poll_source(int source, bool drain_all) {
   // leave it there), so the ring's lines are not even pulled over.
   if (drain_all || should_drain(source)) {
     while (const transport::FrameHeader* h = in.ring.peek()) {
-      if (!take_eager_raw(source, *h) && !on_frame(source, *h, drain_all)) break;
+      if (!take_eager_raw(source, *h) && !take_eager_serialized(source, *h) &&
+          !on_frame(source, *h, drain_all)) {
+        break;
+      }
       in.ring.consume(h);
       did = true;
     }

@@ -154,6 +154,11 @@ class Engine {
                    bool large) noexcept;
   bool poll_source(int source, bool drain_all);
   bool take_eager_raw(int source, const transport::FrameHeader& h);
+  bool take_eager_serialized(int source, const transport::FrameHeader& h);
+  [[nodiscard]] bool front_takes(int source, const transport::FrameHeader& h, std::size_t bytes) const noexcept;
+  Operation& take_front(int source, const transport::FrameHeader& h, std::size_t bytes) noexcept;
+  void finish_taken(Operation& op, int source, std::size_t bytes) noexcept;
+  void decode_payload(Operation& op, int tag, std::span<const std::byte> payload);
   bool pump_stream(int source);
   // Returns false when the frame must stay in the ring (unmatched large message).
   bool on_frame(int source, const transport::FrameHeader& h, bool drain_all);
