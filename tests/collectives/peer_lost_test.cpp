@@ -28,6 +28,8 @@ TEST(PeerLost, CollectivesWithAnExitedRankThrow) {
   }
   std::vector<double> v(100000, 1.0);
   EXPECT_THROW(w.broadcast(std::span(v), gone), cohort::PeerLost);
+  double small = 1.0;  // the inline broadcast's own path (collectives.cpp, broadcast_impl)
+  EXPECT_THROW(w.broadcast(small, gone), cohort::PeerLost);
   EXPECT_THROW(w.allreduce(v, std::plus<>{}), cohort::PeerLost);
 }
 
