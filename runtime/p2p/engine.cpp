@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,11 @@
 
 namespace cohort::p2p {
 namespace {
+std::int64_t monotonic_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 using detail::CommunicatorImpl;
 using detail::RecvTarget;
@@ -57,9 +63,9 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
       probing_from_(static_cast<std::size_t>(size)),
       is_unwoken_(static_cast<std::size_t>(size), 0) {
   // Tuning knobs for bench/ experiments (every rank must see the same values): use only part of
-  // the stream, another chunk size; COHORT_P2P_STREAM_NT=1: the sender copies into the stream
-  // with non-temporal stores (README, Point-to-point > Benchmarks: better when the two cores
-  // hand lines over slowly, worse when they are fast; off by default).
+  // the stream, another chunk size; COHORT_P2P_STREAM_NT=1 or 0: the sender always (never)
+  // copies into the stream with non-temporal stores, instead of the mode the receiver measured
+  // to be faster (stream_mode.hpp).
   std::size_t stream_limit = boxes_.layout().stream_bytes;
   if (const char* v = std::getenv("COHORT_P2P_STREAM_BYTES")) {
     std::size_t want = std::bit_floor(static_cast<std::size_t>(std::strtoull(v, nullptr, 10)));
@@ -68,6 +74,9 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
   if (const char* v = std::getenv("COHORT_P2P_CHUNK_BYTES")) {
     std::size_t want = static_cast<std::size_t>(std::strtoull(v, nullptr, 10));
     if (want >= 512) chunk_ = want;
+  }
+  if (const char* v = std::getenv("COHORT_P2P_STREAM_NT"); v != nullptr && (v[0] == '0' || v[0] == '1')) {
+    forced_nt_ = v[0] - '0';
   }
   chunk_ = std::min(chunk_, stream_limit / 2);  // whole-chunk hand-offs need two chunks of room
   if (!segment.trace_area().empty()) {
@@ -86,9 +95,6 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
     in_[ri].stream = transport::StreamConsumer(incoming);
     out_[ri].ring = transport::RingProducer(outgoing);
     out_[ri].stream = transport::StreamProducer(outgoing);
-    if (const char* v = std::getenv("COHORT_P2P_STREAM_NT"); v != nullptr && v[0] == '1') {
-      out_[ri].stream.set_nontemporal(true);
-    }
     sources_.push_back(r);
   }
   if (const char* d = std::getenv("COHORT_DEBUG"); d != nullptr && d[0] == '1' && self == 0) {
@@ -98,6 +104,21 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
                  "%zu B in %zu B chunks (pipelined copy through shared memory; CMA not used); "
                  "mailbox area %zu B\n",
                  size, l.ring_bytes, l.eager_max_bytes, stream_limit, chunk_, l.total_bytes);
+  }
+}
+
+Engine::~Engine() {
+  // COHORT_DEBUG=1: the store modes this rank measured for the large messages it received.
+  const char* d = std::getenv("COHORT_DEBUG");
+  if (d == nullptr || d[0] != '1') return;
+  for (int r : sources_) {
+    const StreamModeChooser& m = in_[static_cast<std::size_t>(r)].modes;
+    if (m.rate(false) == 0 && m.rate(true) == 0) continue;
+    std::fprintf(stderr,
+                 "cohort: p2p: rank %d, large messages from rank %d: ordinary stores %.1f GB/s "
+                 "(%llu timed), non-temporal %.1f GB/s (%llu timed)\n",
+                 self_, r, m.rate(false), static_cast<unsigned long long>(m.count(false)),
+                 m.rate(true), static_cast<unsigned long long>(m.count(true)));
   }
 }
 
@@ -421,7 +442,7 @@ bool Engine::write_frame(Outgoing& o, int tag, std::uint32_t context, const Send
   std::byte prefix[12];
   std::size_t prefix_bytes = 0;
   if (large) {
-    std::uint64_t total = b.bytes;
+    std::uint64_t total = b.bytes | (o.stream.nontemporal() ? p2p::kLargeNtBit : 0);
     std::memcpy(prefix, &total, sizeof total);
     prefix_bytes = sizeof total;
   }
@@ -447,6 +468,10 @@ bool Engine::push_sends(int dest) {
         complete_send(op);
         continue;
       }
+      // The store mode of this message's stream (stream_mode.hpp), marked in its frame.
+      o.stream.set_nontemporal(forced_nt_ >= 0 ? forced_nt_ == 1
+                                               : b.bytes >= StreamModeChooser::kMinBytes &&
+                                                     o.stream.requested_nt());
       if (!write_frame(o, op.tag, op.comm->context(), b, true)) break;
       op.header_sent = true;
       wrote = true;
@@ -587,7 +612,7 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
     if (std::exception_ptr err = validate(*op, env, h.kind(), fingerprint, total)) {
       fail(*op, err);
       if (large) {
-        in.transfers.push_back(Transfer{env, nullptr, total, total, nullptr, nullptr});
+        in.transfers.push_back(Transfer{env, nullptr, total, total, nullptr, nullptr, f.nt});
         ++transfers_;
       }
       return true;
@@ -597,7 +622,7 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
       if (total != 0) in.ring.read(dst, total, data_at);
       complete_recv(*op, env, total);
     } else {
-      in.transfers.push_back(Transfer{env, dst, total, total, op, nullptr});
+      in.transfers.push_back(Transfer{env, dst, total, total, op, nullptr, f.nt});
       ++transfers_;
     }
     return true;
@@ -612,7 +637,7 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
                                                       std::move(data), !large,
                                                       next_received_seq(source)});
   if (large) {
-    in.transfers.push_back(Transfer{env, e.data.get(), total, total, nullptr, &e});
+    in.transfers.push_back(Transfer{env, e.data.get(), total, total, nullptr, &e, f.nt});
     ++transfers_;
   }
   return true;
@@ -623,6 +648,8 @@ bool Engine::pump_stream(int source) {
   bool did = false;
   while (!in.transfers.empty()) {
     Transfer& t = in.transfers.front();
+    const bool timed = forced_nt_ < 0 && t.total >= StreamModeChooser::kMinBytes;
+    if (timed && t.started_ns == 0) t.started_ns = monotonic_ns();
     std::byte* dst = t.dest != nullptr ? t.dest + (t.total - t.remaining) : nullptr;
     std::size_t got = in.stream.read(dst, t.remaining, chunk_for(t.total));
     if (got == 0) break;
@@ -630,6 +657,10 @@ bool Engine::pump_stream(int source) {
     t.remaining -= got;
     if (in.stream.producer_needs_wake()) segment_.wake(source);
     if (t.remaining != 0) break;
+    if (timed) {
+      const auto took = static_cast<std::uint64_t>(std::max<std::int64_t>(monotonic_ns() - t.started_ns, 1));
+      in.stream.request_nt(in.modes.record(t.nt, t.total, took));
+    }
     Transfer done = t;
     in.transfers.pop_front();
     --transfers_;

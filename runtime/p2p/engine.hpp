@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "runtime/p2p/operation.hpp"
+#include "runtime/p2p/stream_mode.hpp"
 #include "runtime/transport/mailboxes.hpp"
 #include "runtime/transport/segment.hpp"
 #include "runtime/transport/trace.hpp"
@@ -43,6 +44,7 @@ inline constexpr std::uint8_t kLarge = 1;
 class Engine {
  public:
   Engine(const transport::Segment& segment, transport::Waiter& waiter, int self, int size);
+  ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -114,11 +116,14 @@ class Engine {
     std::size_t remaining;
     Operation* op;        // deliver to this receive, or
     Unexpected* entry;    // to this unexpected entry, or neither (discard)
+    bool nt = false;      // the sender streams it with non-temporal stores
+    std::int64_t started_ns = 0;  // timed (stream_mode.hpp): when it reached the front
   };
   struct Incoming {
     transport::RingConsumer ring;
     transport::StreamConsumer stream;
     std::deque<Transfer> transfers;
+    StreamModeChooser modes;
   };
   struct Outgoing {
     transport::RingProducer ring;
@@ -201,6 +206,7 @@ class Engine {
   int size_;
   std::size_t eager_max_;
   std::size_t chunk_;
+  int forced_nt_ = -1;  // COHORT_P2P_STREAM_NT: 0 or 1 fixes the stream's store mode; -1: chosen
   std::vector<Incoming> in_;
   std::vector<Outgoing> out_;
   std::vector<int> sources_;    // other ranks, polled round-robin

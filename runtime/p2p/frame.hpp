@@ -1,8 +1,8 @@
 // Point-to-point: what the first bytes of a ring frame say, checked. Pure (no engine state), so
 // that the fuzzer (tests/fuzz/fuzz_frame.cpp) runs exactly what the receive path runs.
 //
-// A frame's payload starts (engine.cpp, write_frame) with: large: total size (8) [fingerprint
-// (4)]; eager: [fingerprint (4)] data. The fingerprint is there for serialized formats only.
+// A frame's payload starts (engine.cpp, write_frame) with: large: total size (8, bit 62: the
+// stream's store mode) [fingerprint (4)]; eager: [fingerprint (4)] data. The fingerprint is there for serialized formats only.
 // Another process wrote these bytes: a frame that does not follow that layout is a
 // cohort::DeserializeError naming the sender, never an out-of-range read or a silent wrong size.
 #pragma once
@@ -21,6 +21,9 @@ namespace cohort::p2p {
 inline constexpr std::uint8_t kFrameLarge = 1;  // = kLarge in engine.hpp (FrameHeader::flags)
 /// A large message's size must fit the user address space of x86-64 and AArch64 (2^47 bytes).
 inline constexpr std::uint64_t kMaxMessageBytes = std::uint64_t{1} << 47;
+/// In a large message's size word: the sender filled the stream with non-temporal stores
+/// (stream_mode.hpp); not part of the size.
+inline constexpr std::uint64_t kLargeNtBit = std::uint64_t{1} << 62;
 /// Bytes of a frame's payload decode_frame() looks at.
 inline constexpr std::size_t kFramePrefixBytes = 12;
 
@@ -29,6 +32,7 @@ struct FrameLayout {
   std::size_t total = 0;    // the message's payload bytes (in the ring, or streamed when large)
   std::size_t data_at = 0;  // where the message's bytes start in the frame payload (eager)
   std::uint32_t fingerprint = 0;
+  bool nt = false;  // large: streamed with non-temporal stores
 };
 
 [[noreturn]] void throw_corrupt_frame(int self, int source, const std::string& what);
@@ -57,6 +61,8 @@ inline FrameLayout decode_frame(const transport::FrameHeader& h, std::span<const
     }
     std::uint64_t t = 0;
     std::memcpy(&t, prefix.data(), sizeof t);
+    f.nt = (t & kLargeNtBit) != 0;
+    t &= ~kLargeNtBit;
     if (t > kMaxMessageBytes) throw_corrupt_frame(self, source, "a message size of " + std::to_string(t));
     f.total = static_cast<std::size_t>(t);
     if (serialized) std::memcpy(&f.fingerprint, prefix.data() + sizeof t, sizeof f.fingerprint);

@@ -70,6 +70,7 @@ struct alignas(kCacheLine) ProducerLine {
 struct alignas(kCacheLine) ConsumerLine {
   std::atomic<std::uint64_t> ring_head;    // slots consumed
   std::atomic<std::uint64_t> stream_head;  // bytes consumed
+  std::atomic<std::uint32_t> stream_nt;    // 1: the consumer asks for non-temporal stream stores
 };
 
 /// Addresses of one pair's block in this process.
@@ -380,6 +381,12 @@ class StreamProducer {
     return done;
   }
   void set_nontemporal(bool on) noexcept { nt_ = on; }
+  [[nodiscard]] bool nontemporal() const noexcept { return nt_; }
+  /// The store mode the consumer asks for (StreamConsumer::request_nt; a hint, on a line the
+  /// producer reads anyway for the stream's head).
+  [[nodiscard]] bool requested_nt() const noexcept {
+    return v_.consumer->stream_nt.load(std::memory_order_relaxed) != 0;
+  }
 
  private:
   PairView v_;
@@ -420,9 +427,16 @@ class StreamConsumer {
     std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with StreamProducer::write
     return v_.producer->stream_waiting.load(std::memory_order_relaxed) != 0;
   }
+  /// Asks the producer for non-temporal stores (or not) from its next message on.
+  void request_nt(bool on) noexcept {
+    if (on == asked_nt_) return;
+    asked_nt_ = on;
+    v_.consumer->stream_nt.store(on ? 1 : 0, std::memory_order_relaxed);
+  }
 
  private:
   PairView v_;
+  bool asked_nt_ = false;
   std::uint64_t head_ = 0;
   std::uint64_t cached_tail_ = 0;
 };

@@ -1,0 +1,103 @@
+// The receiver's choice of the stream's store mode for large messages (runtime/p2p/stream_mode.hpp),
+// fed with made-up timings: it must settle on the faster mode, follow a change of placement,
+// look at the other mode now and then, and never charge a transfer to the wrong mode.
+#include "runtime/p2p/stream_mode.hpp"
+
+#include <gtest/gtest.h>
+
+namespace cohort::p2p {
+namespace {
+
+constexpr std::size_t kMiB = std::size_t{1} << 20;
+
+/// A machine whose two store modes run at `ordinary` and `nt` GB/s; the sender sends in the
+/// mode asked for one transfer late (one transfer is always under way when the receiver asks).
+struct Link {
+  double ordinary = 40;
+  double nt = 18;
+  StreamModeChooser chooser;
+  bool asked = false;
+  bool in_flight = false;
+  int sent_nt = 0;
+  int sent = 0;
+
+  void transfer() {
+    const bool nt_now = in_flight;
+    in_flight = asked;
+    const double gbps = nt_now ? nt : ordinary;
+    asked = chooser.record(nt_now, kMiB, static_cast<std::uint64_t>(static_cast<double>(kMiB) / gbps));
+    sent_nt += nt_now ? 1 : 0;
+    ++sent;
+  }
+  void run(int n) {
+    for (int i = 0; i < n; ++i) transfer();
+  }
+};
+
+TEST(StreamMode, StaysWithOrdinaryStoresWhenTheyAreFaster) {
+  Link link;  // the fast placement: 40 against 18 GB/s
+  link.run(2000);
+  // It looked at non-temporal stores (twice per look: the first transfer after a change is not
+  // timed) about once per kExploreEvery transfers, and used ordinary ones otherwise.
+  EXPECT_GT(link.sent_nt, 0);
+  EXPECT_LT(link.sent_nt, 2000 / 40);
+  EXPECT_FALSE(link.asked);
+  EXPECT_NEAR(link.chooser.rate(false), 40, 1);
+  EXPECT_NEAR(link.chooser.rate(true), 18, 1);
+}
+
+TEST(StreamMode, SwitchesToNonTemporalWhenTheCoresHandLinesOverSlowly) {
+  Link link;
+  link.ordinary = 5;  // the slow placement
+  link.run(2000);
+  EXPECT_GT(link.sent_nt, 2000 * 9 / 10);
+  EXPECT_TRUE(link.asked);
+}
+
+TEST(StreamMode, FollowsAChangeOfPlacementBothWays) {
+  Link link;
+  link.run(500);
+  EXPECT_FALSE(link.asked);
+  link.ordinary = 5;  // slow now: noticed at the next look at the other mode at the latest
+  link.run(2 * static_cast<int>(StreamModeChooser::kExploreEvery));
+  EXPECT_TRUE(link.asked);
+  const int before = link.sent_nt;
+  link.run(500);
+  EXPECT_GT(link.sent_nt - before, 450);
+  link.ordinary = 40;  // fast again: the next look at ordinary stores finds it
+  link.run(2 * static_cast<int>(StreamModeChooser::kExploreEvery));
+  EXPECT_FALSE(link.asked);
+}
+
+TEST(StreamMode, NeedsAClearMarginBeforeGivingUpOrdinaryStores) {
+  Link link;
+  link.ordinary = 20;
+  link.nt = 21;  // faster, but within kNtMargin
+  link.run(1000);
+  EXPECT_FALSE(link.asked);
+  EXPECT_LT(link.sent_nt, 1000 / 40);
+}
+
+TEST(StreamMode, TheFirstTransferAfterAChangeIsNotTimed) {
+  StreamModeChooser c;
+  c.record(false, kMiB, 1000);
+  c.record(false, kMiB, 1000);
+  EXPECT_EQ(c.rate(true), 0);
+  c.record(true, kMiB, 1);  // just after the change: not counted (would be absurdly fast)
+  EXPECT_EQ(c.rate(true), 0);
+  c.record(true, kMiB, 2 * kMiB);
+  EXPECT_DOUBLE_EQ(c.rate(true), 0.5);
+  EXPECT_EQ(c.count(true), 2u);
+}
+
+TEST(StreamMode, GivesUpASenderThatNeverSwitches) {
+  StreamModeChooser c;
+  bool asked = false;
+  for (int i = 0; i < 100; ++i) asked = c.record(false, kMiB, kMiB / 40);
+  // Still asks (it never saw the other mode) but keeps timing ordinary transfers.
+  EXPECT_TRUE(asked);
+  EXPECT_NEAR(c.rate(false), 40, 1);
+}
+
+}  // namespace
+}  // namespace cohort::p2p
