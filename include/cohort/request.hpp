@@ -14,7 +14,9 @@
 /// Buffers passed to isend/irecv must stay alive and untouched until the request completes
 /// (an rvalue passed to isend is moved into the request instead). A Request is move-only;
 /// destroying an active one cancels a receive that has not matched yet and otherwise waits
-/// for it to complete (errors are then dropped).
+/// for it to complete (errors are then dropped). Complete every request before the
+/// Environment ends: one still pending then fails, and waiting on it throws cohort::Error
+/// saying so (shared-memory backend).
 #pragma once
 
 #include <cstddef>

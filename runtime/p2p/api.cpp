@@ -79,6 +79,10 @@ std::optional<Status> Communicator::iprobe(int source, Tag tag) {
 // ---- Request --------------------------------------------------------------------------------
 
 void detail::OperationDeleter::operator()(detail::Operation* op) const noexcept {
+  if (op->engine == nullptr) {  // detached: its engine (the Environment) ended first
+    delete op;
+    return;
+  }
   op->engine->release(op);
 }
 
@@ -105,6 +109,13 @@ Request::~Request() {
 
 Status Request::wait() {
   if (op_ == nullptr) return status_;
+  if (op_->engine == nullptr) {  // detached when the Environment ended (Engine::~Engine)
+    std::exception_ptr error = op_->error;
+    status_ = op_->status;
+    op_.reset();
+    if (error) std::rethrow_exception(error);
+    return status_;
+  }
   try {
     op_->engine->wait(*op_);
   } catch (...) {
@@ -146,6 +157,9 @@ std::vector<Status> wait_all(std::span<Request> requests) {
 Completion wait_any(std::span<Request> requests) {
   thread_local std::vector<detail::Operation*> ops;
   p2p::Engine* engine = operations_of(requests, ops);
+  for (std::size_t i = 0; i < requests.size(); ++i) {  // detached: completed (with its error)
+    if (ops[i] != nullptr && ops[i]->engine == nullptr) return Completion{i, requests[i].wait()};
+  }
   if (engine == nullptr) {
     throw InvalidArgument("wait_any: no request is active (every request has completed already)");
   }
@@ -158,7 +172,10 @@ bool test_all(std::span<Request> requests) {
   for (Request& r : requests) {
     if (r.operation() != nullptr) engine = r.operation()->engine;
   }
-  if (engine == nullptr) return true;
+  if (engine == nullptr) {  // none active, or detached ones (which throw their error here)
+    detail::finish_requests(requests);
+    return true;
+  }
   engine->poll();
   for (Request& r : requests) {
     if (r.operation() != nullptr && !r.operation()->done) return false;

@@ -108,6 +108,26 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
 }
 
 Engine::~Engine() {
+  // Requests that outlive the Environment keep their operations: detach them (the Request then
+  // frees it, OperationDeleter), failing those that had not completed, so that waiting on one
+  // throws instead of touching this engine.
+  for (Operation* op = live_; op != nullptr;) {
+    Operation* next = op->live_next;
+    op->live_prev = op->live_next = nullptr;
+    op->engine = nullptr;
+    op->posted = op->queued = false;
+    if (!op->done) {
+      op->done = true;
+      op->error = std::make_exception_ptr(Error(fmt::format(
+          "rank {}: {} rank {} (tag {}): the cohort::Environment ended before this request "
+          "completed, so it never will; wait for (or destroy) every Request before the "
+          "Environment goes",
+          self_, op->kind == Operation::Kind::send ? "isend to" : "irecv from", op->peer, op->tag)));
+    }
+    op->keep_alive.reset();
+    op = next;
+  }
+  live_ = nullptr;
   // COHORT_DEBUG=1: the store modes this rank measured for the large messages it received.
   const char* d = std::getenv("COHORT_DEBUG");
   if (d == nullptr || d[0] != '1') return;
@@ -123,17 +143,26 @@ Engine::~Engine() {
 }
 
 Operation* Engine::acquire() {
+  Operation* op = nullptr;
   if (pool_.empty()) {
-    auto* op = new Operation;
+    op = new Operation;
     op->engine = this;
-    return op;
+  } else {
+    op = pool_.back().release();
+    pool_.pop_back();
   }
-  Operation* op = pool_.back().release();
-  pool_.pop_back();
+  op->live_prev = nullptr;
+  op->live_next = live_;
+  if (live_ != nullptr) live_->live_prev = op;
+  live_ = op;
   return op;
 }
 
 void Engine::release(Operation* op) noexcept {
+  if (op->live_prev != nullptr) op->live_prev->live_next = op->live_next;
+  else live_ = op->live_next;
+  if (op->live_next != nullptr) op->live_next->live_prev = op->live_prev;
+  op->live_prev = op->live_next = nullptr;
   constexpr std::size_t kMaxPooled = 1024;
   if (pool_.size() >= kMaxPooled) {
     delete op;

@@ -221,6 +221,7 @@ class Engine {
   int active_sends_ = 0;              // destinations with a non-empty queue
   std::uint64_t completed_ = 0;       // operations completed (published to the slot when waiting)
   std::vector<std::unique_ptr<Operation>> pool_;  // free operations
+  Operation* live_ = nullptr;  // operations handed out by acquire(), not yet released
   std::vector<int> unwoken_;          // destinations written to without a fenced wake check
   std::vector<std::uint8_t> is_unwoken_;
   void flush_wakes() noexcept;

@@ -44,6 +44,11 @@ struct Operation {
   bool header_sent = false;
   std::size_t streamed = 0;
 
+  // The engine's list of the operations it handed to Requests (Engine::acquire), so that an
+  // engine that ends first can detach them (Engine::~Engine). Not touched by reset().
+  Operation* live_prev = nullptr;
+  Operation* live_next = nullptr;
+
   /// Back to the state of a fresh operation, keeping allocated capacity (pooled reuse). `peer`,
   /// `tag`, `comm`, `kind` and the side's `target` or `buffer` are set by whoever acquires it
   /// (Engine::irecv, Engine::isend_now) before any use; the other side's member is never read.
