@@ -21,7 +21,10 @@
 //                    block of each (v: send counts all-gathered first)
 // Copying collectives run a progress loop (publish what the slots allow, copy what is there) so
 // no rank blocks while it holds what another needs; combining ones proceed chunk by chunk in rank
-// order, which is deadlock-free because every stream is chunked alike.
+// order, which is deadlock-free because every stream is chunked alike. At the inline size,
+// broadcast, reduce, gather, scatter and allgather skip the loop: each rank publishes (at most
+// once) before it waits, then reads its peers one at a time in rank order (Call::wait_main),
+// which cannot deadlock either and costs far less bookkeeping per call.
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +34,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -230,8 +234,9 @@ class Call {
   }
 
   /// Publishes this rank's main lines (after the previous publication's readers are done).
+  /// `readers`: communicator ranks.
   void publish_main(const Descriptor& d, const void* inline_data, std::uint64_t inline_bytes,
-                    const std::vector<int>& readers, std::uint64_t first_chunk,
+                    std::span<const int> readers, std::uint64_t first_chunk,
                     std::uint32_t chunk_bytes, std::uint16_t extra_flags = 0) {
     const int self = engine_.self();
     auto& consumed = area_.main_consumed(self, main_).value;
@@ -256,7 +261,13 @@ class Call {
     }
     expected += readers.size();
     m.wake_at = expected;
-    m.token.store(token_, std::memory_order_seq_cst);  // seq_cst: ordered before notify()'s loads
+    if (readers.empty()) {
+      // Read by nobody (a reduce or gather root's descriptor, for root-mismatch detection): no
+      // notify() follows, so release is enough (spares the fence of a seq_cst store).
+      m.token.store(token_, std::memory_order_release);
+    } else {
+      m.token.store(token_, std::memory_order_seq_cst);  // seq_cst: ordered before notify()'s loads
+    }
     main_readers.clear();
     for (int r : readers) main_readers.push_back(world(r));
     for (int w : main_readers) notify(w);
@@ -388,7 +399,39 @@ class Call {
 
   /// Reads the peer's descriptor (its token must be there), checks it against `expect`.
   void open(Incoming& in, const Descriptor& expect) {
-    const transport::CollectiveMain& m = area_.main(world(in.peer), main_);
+    open(in, expect, area_.main(world(in.peer), main_));
+  }
+
+  /// open() of the peer's main `m` (from wait_main(in.peer)).
+  void open(Incoming& in, const Descriptor& expect, const transport::CollectiveMain& m) {
+    // The checks as one condition; their messages (check_descriptor) only when one fails.
+    if (m.kind != static_cast<std::uint16_t>(expect.kind) || m.root != expect.root ||
+        m.op_id != expect.op_id || m.elem_bytes != expect.elem_bytes ||
+        (in.check_total && m.bytes != in.expect_total) || in.offset + in.length > m.bytes ||
+        (m.flags & kFlagError) != 0) [[unlikely]] {
+      check_descriptor(in, expect, m);
+    }
+    in.opened = true;
+    in.total = m.bytes;
+    in.is_inline = (m.flags & kFlagInline) != 0;
+    if (in.is_inline) {
+      in.inline_data = m.inline_data;
+      in.next = in.end = 0;
+    } else {
+      in.first_chunk = m.first_chunk;
+      in.chunk_bytes = m.chunk_bytes;
+      if (in.length == 0) {
+        in.next = in.end = 0;
+      } else {
+        in.next = in.offset / in.chunk_bytes;
+        in.end = (in.offset + in.length + in.chunk_bytes - 1) / in.chunk_bytes;
+      }
+    }
+  }
+
+  /// The checks of open() one by one: throws CollectiveMismatch for the first that fails.
+  [[gnu::noinline, gnu::cold]] void check_descriptor(const Incoming& in, const Descriptor& expect,
+                                                     const transport::CollectiveMain& m) const {
     if (m.kind != static_cast<std::uint16_t>(expect.kind)) {
       throw CollectiveMismatch(fmt::format(
           "{}: rank {} called {} in the same position; every rank must call collectives in the "
@@ -412,32 +455,21 @@ class Call {
                                            "inconsistently (its own error names them)",
                                            where(), in.peer));
     }
-    in.opened = true;
-    in.total = m.bytes;
-    in.is_inline = (m.flags & kFlagInline) != 0;
-    if (in.is_inline) {
-      in.inline_data = m.inline_data;
-      in.next = in.end = 0;
-    } else {
-      in.first_chunk = m.first_chunk;
-      in.chunk_bytes = m.chunk_bytes;
-      if (in.length == 0) {
-        in.next = in.end = 0;
-      } else {
-        in.next = in.offset / in.chunk_bytes;
-        in.end = (in.offset + in.length + in.chunk_bytes - 1) / in.chunk_bytes;
-      }
-    }
   }
 
-  void wait_open(Incoming& in, const Descriptor& expect) {
-    if (!main_ready(in.peer)) {
-      int w = world(in.peer);
-      wait([&] { return main_ready(in.peer); },
+  /// The main line of communicator rank `peer` for this call, once its token is there: a wait
+  /// for that rank only (a sleeping waiter is woken by its publication only, see notify()).
+  const transport::CollectiveMain& wait_main(int peer) {
+    const int w = world(peer);
+    const transport::CollectiveMain& m = area_.main(w, main_);
+    if (m.token.load(std::memory_order_acquire) != token_) {
+      wait([&] { return m.token.load(std::memory_order_acquire) == token_; },
            [&] { return segment_.alive(w) ? -1 : w; }, w);
     }
-    open(in, expect);
+    return m;
   }
+
+  void wait_open(Incoming& in, const Descriptor& expect) { open(in, expect, wait_main(in.peer)); }
 
   /// Says this rank is done with a part of world rank w's block. Only the publication's last
   /// reader wakes the publisher (the only one whose read can end its wait).
@@ -446,9 +478,12 @@ class Call {
     if (counter.value.fetch_add(1, std::memory_order_seq_cst) + 1 == last) notify(w);
   }
 
-  void release_main(int peer) {
-    int w = world(peer);
-    release(w, area_.main_consumed(w, main_), area_.main(w, main_).wake_at);
+  void release_main(int peer) { release_main(peer, area_.main(world(peer), main_)); }
+
+  /// release_main() of the peer's main `m` (from wait_main(peer)).
+  void release_main(int peer, const transport::CollectiveMain& m) {
+    const int w = world(peer);
+    release(w, area_.main_consumed(w, main_), m.wake_at);
   }
 
   [[nodiscard]] bool chunk_ready(const Incoming& in, std::uint64_t c) const {
@@ -574,11 +609,13 @@ class Call {
   std::vector<int> scratch_readers_;
 };
 
-void check_root(const Call& call, int root) {
-  if (root < 0 || root >= call.n()) {
-    throw InvalidArgument(fmt::format("{}: root {} is not a rank of this communicator (size {})",
-                                      call.where(), root, call.n()));
-  }
+[[noreturn, gnu::noinline, gnu::cold]] void bad_root(const Call& call, int root) {
+  throw InvalidArgument(fmt::format("{}: root {} is not a rank of this communicator (size {})",
+                                    call.where(), root, call.n()));
+}
+
+inline void check_root(const Call& call, int root) {
+  if (root < 0 || root >= call.n()) [[unlikely]] bad_root(call, root);
 }
 
 // Scratch storage of the blocking collectives, reused from call to call (no allocation on the
@@ -654,9 +691,10 @@ void broadcast_impl(detail::CommunicatorImpl& comm, void* data, std::size_t byte
                         peers_of(call), 0, 0);
     } else {
       Incoming in = incoming(root, 0, bytes, data, bytes);
-      call.wait_open(in, d);
+      const transport::CollectiveMain& m = call.wait_main(root);
+      call.open(in, d, m);
       copy_bytes(data, in.inline_data, bytes);
-      call.release_main(root);
+      call.release_main(root, m);
     }
     return;
   }
@@ -692,6 +730,52 @@ void combine_into(const detail::Combiner& op, void* out, const void* a, const vo
   }
 }
 
+/// Reduce of up to the inline size (n > 1): what exchange() and the root's generic path do for
+/// it, without their bookkeeping. A member publishes its input inline for the root and returns.
+/// The root combines in rank order as the publications come: it waits for rank r only when the
+/// combination reaches r (a targeted wait: only r's publication wakes it, see notify()), and
+/// releases each publication as soon as it is combined. Waiting for the ranks in arrival order
+/// instead would save nothing here: the combination needs them in rank order anyway, an 8-byte
+/// combine costs less than the bookkeeping of which rank came first, and a member does not wait
+/// for the root's release (its next calls use other main lines), so releasing rank r+1 earlier
+/// would not let it go on sooner.
+void reduce_inline(Call& call, const Descriptor& d, const std::byte* in, std::byte* out,
+                   std::size_t bytes, const detail::Combiner& op) {
+  static const std::byte kNothing{};
+  const int n = call.n();
+  const int me = call.me();
+  const int root = d.root;
+  if (me != root) {
+    call.publish_main(d, bytes > 0 ? in : &kNothing, bytes, std::span(&root, 1), 0, 0);
+    return;
+  }
+  // The root publishes its descriptor too (read by nobody): a rank that believes another rank
+  // is the root reads it and reports the mismatch instead of waiting forever.
+  call.publish_main(d, nullptr, 0, {}, 0, 0);
+  std::byte acc[kCollectiveInlineBytes];
+  Incoming i = incoming(0, 0, bytes, nullptr, bytes);
+  for (int r = 0; r < n; ++r) {
+    if (r == me) {
+      if (r == 0) {
+        copy_bytes(acc, in, bytes);
+      } else {
+        combine(op, acc, in, bytes);
+      }
+      continue;
+    }
+    i.peer = r;
+    const transport::CollectiveMain& m = call.wait_main(r);
+    call.open(i, d, m);
+    if (r == 0) {
+      copy_bytes(acc, i.inline_data, bytes);
+    } else {
+      combine(op, acc, i.inline_data, bytes);
+    }
+    call.release_main(r, m);  // after reading its data: it may reuse the line then
+  }
+  copy_bytes(out, acc, bytes);
+}
+
 /// Result of combining every rank's `in` in rank order lands in `out` at `root`.
 void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, std::size_t bytes,
                  const detail::Combiner& op, int root, Kind kind) {
@@ -706,6 +790,10 @@ void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, 
     return;
   }
   Descriptor d{kind, root, bytes, static_cast<std::uint32_t>(op.elem_bytes), op.op_id};
+  if (bytes <= kCollectiveInlineBytes) {
+    reduce_inline(call, d, in, out, bytes, op);
+    return;
+  }
   auto& ins = scratch<Incoming>();
   if (me != root) {
     Outgoing& o = scratch_outgoing();
@@ -726,17 +814,6 @@ void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, 
     auto& i = ins[static_cast<std::size_t>(r)];
     i = incoming(r, 0, bytes, nullptr, bytes);
     call.wait_open(i, d);
-  }
-  if (bytes <= kCollectiveInlineBytes) {
-    std::byte acc[kCollectiveInlineBytes];
-    auto src = [&](int r) { return r == me ? in : ins[static_cast<std::size_t>(r)].inline_data; };
-    copy_bytes(acc, src(0), bytes);
-    for (int r = 1; r < n; ++r) combine(op, acc, src(r), bytes);
-    for (int r = 0; r < n; ++r) {
-      if (r != me) call.release_main(r);
-    }
-    copy_bytes(out, acc, bytes);
-    return;
   }
   for (int r = 0; r < n; ++r) {
     if (r != me) call.release_main(r);
@@ -1490,6 +1567,13 @@ void collective_gather(CommunicatorImpl& comm, const void* in, std::size_t bytes
   const int me = call.me();
   auto* out = static_cast<std::byte*>(out_v);
   Descriptor d{Kind::gather, root, bytes, 1, 0};
+  if (me != root && bytes <= collectives::kCollectiveInlineBytes) {
+    // The usual small gather: one inline publication for the root (what exchange() does for it).
+    static const std::byte kNothing{};
+    call.publish_main(d, bytes > 0 ? static_cast<const std::byte*>(in) : &kNothing, bytes,
+                      std::span(&root, 1), 0, 0);
+    return;
+  }
   auto& ins = collectives::scratch<Incoming>();
   if (me != root) {
     Outgoing& o = collectives::scratch_outgoing();
@@ -1516,6 +1600,30 @@ void collective_gather(CommunicatorImpl& comm, const void* in, std::size_t bytes
   if (bytes > 0) copy_bytes(out + offset(me), in, bytes);
   if (n == 1) return;
   call.publish_main(d, nullptr, 0, collectives::scratch<int, 2>(), 0, 0);  // root-mismatch detection
+  bool small = bytes <= collectives::kCollectiveInlineBytes;
+  if (counts != nullptr) {
+    for (int r = 0; r < n && small; ++r) small = counts[r] <= collectives::kCollectiveInlineBytes;
+  }
+  if (small) {
+    // Every block is inline: copy the members' publications in rank order, waiting for each one
+    // (a targeted wait, see Call::notify) and releasing it at once. Unlike exchange(), no vector
+    // of Incoming, no polling of every member on each round.
+    std::uint64_t at = 0;
+    Incoming i = collectives::incoming(0, 0, 0, nullptr, 0);
+    for (int r = 0; r < n; ++r) {
+      const std::uint64_t b = block(r);
+      if (r != me) {
+        i.peer = r;
+        i.length = i.expect_total = b;
+        const transport::CollectiveMain& m = call.wait_main(r);
+        call.open(i, d, m);
+        copy_bytes(out + at, i.inline_data, b);
+        call.release_main(r, m);
+      }
+      at += b;
+    }
+    return;
+  }
   std::uint64_t at = 0;
   for (int r = 0; r < n; ++r) {
     if (r != me) ins.push_back(collectives::incoming(r, 0, block(r), out + at, block(r)));
@@ -1532,6 +1640,29 @@ void collective_scatter(CommunicatorImpl& comm, const void* in, const std::size_
   if (root < 0 || root >= n) {
     collective_bad_argument(comm, "scatter", fmt::format("root {} is not a rank of this "
                                                          "communicator (size {})", root, n));
+  }
+  if (!variant && static_cast<std::uint64_t>(n) * bytes <= collectives::kCollectiveInlineBytes) {
+    // The usual small scatter: the root publishes its whole buffer inline once, every member
+    // copies its block (what exchange() does for it, without the vectors of counts, offsets,
+    // ranges and Incoming).
+    Call call(comm, Kind::scatter);
+    const std::uint64_t total = static_cast<std::uint64_t>(n) * bytes;
+    const std::uint64_t at = static_cast<std::uint64_t>(me) * bytes;
+    Descriptor d{Kind::scatter, root, total, 1, 0};
+    if (me == root) {
+      const auto* src = static_cast<const std::byte*>(in);
+      if (bytes > 0) copy_bytes(out, src + at, bytes);
+      if (n == 1) return;
+      static const std::byte kNothing{};
+      call.publish_main(d, total > 0 ? src : &kNothing, total, collectives::peers_of(call), 0, 0);
+    } else {
+      Incoming i = collectives::incoming(root, at, bytes, out, total);
+      const transport::CollectiveMain& m = call.wait_main(root);
+      call.open(i, d, m);
+      copy_bytes(out, i.inline_data + at, bytes);
+      call.release_main(root, m);
+    }
+    return;
   }
   std::vector<std::uint64_t> c(static_cast<std::size_t>(n), bytes);
   if (variant) {
@@ -1789,6 +1920,44 @@ void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t 
   const int n = call.n();
   const int me = call.me();
   auto* out = static_cast<std::byte*>(out_v);
+  bool small = bytes <= kCollectiveInlineBytes;
+  if (counts != nullptr) {
+    for (int r = 0; r < n && small; ++r) small = counts[r] <= kCollectiveInlineBytes;
+  }
+  if (small) {
+    // Every block is inline (split, alltoallv's counts, small allgathers): publish once for
+    // everyone, then copy each peer's publication in rank order, waiting for one peer at a time
+    // as the flat barrier does (no deadlock: every rank publishes before it waits). What
+    // exchange() does for it, without the vectors of counts, offsets, ranges and Incoming.
+    auto block = [&](int r) -> std::uint64_t { return counts != nullptr ? counts[r] : bytes; };
+    if (block(me) != bytes) {
+      detail::collective_bad_argument(comm, "allgatherv", fmt::format(
+          "counts[{}] is {} bytes but this rank passes {} bytes", me, block(me), bytes));
+    }
+    std::uint64_t at = 0;
+    for (int r = 0; r < me; ++r) at += block(r);
+    if (bytes > 0) copy_bytes(out + at, in, bytes);
+    if (n == 1) return;
+    static const std::byte kNothing{};
+    Descriptor d{kind, -1, bytes, 1, 0};
+    call.publish_main(d, bytes > 0 ? static_cast<const std::byte*>(in) : &kNothing, bytes,
+                      peers_of(call), 0, 0);
+    at = 0;
+    Incoming i = incoming(0, 0, 0, nullptr, 0);
+    for (int r = 0; r < n; ++r) {
+      const std::uint64_t b = block(r);
+      if (r != me) {
+        i.peer = r;
+        i.length = i.expect_total = b;
+        const transport::CollectiveMain& m = call.wait_main(r);
+        call.open(i, d, m);
+        copy_bytes(out + at, i.inline_data, b);
+        call.release_main(r, m);
+      }
+      at += b;
+    }
+    return;
+  }
   std::vector<std::uint64_t> c(static_cast<std::size_t>(n), bytes);
   if (counts != nullptr) c.assign(counts, counts + n);
   if (c[static_cast<std::size_t>(me)] != bytes) {

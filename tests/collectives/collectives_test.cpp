@@ -259,6 +259,44 @@ TEST(Collectives, AllreduceAtStagingBoundariesMatchesSequential) {
   }
 }
 
+// Inline-sized reductions take their own path (collectives.cpp, reduce_impl): the root combines
+// each rank's publication as it comes, in rank order, its own input at its own position.
+TEST(Collectives, SmallNonCommutativeReduceEveryRootCombinesInRankOrder) {
+  auto& w = world();
+  auto op = [](const M2& x, const M2& y) { return mul(x, y); };
+  // 16, 32, 64 bytes inline; 80 bytes (above kCollectiveInlineBytes) through the staging path.
+  for (std::size_t n : {1ul, 2ul, 4ul, 5ul}) {
+    std::vector<M2> expect(n), in(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      expect[i] = input_matrix(0, i);
+      for (int r = 1; r < w.size(); ++r) expect[i] = mul(expect[i], input_matrix(r, i));
+      in[i] = input_matrix(w.rank(), i);
+    }
+    for (int root = 0; root < w.size(); ++root) {
+      std::vector<M2> out(w.rank() == root ? n : 0);
+      w.reduce(in, out, op, root);
+      if (w.rank() == root) {
+        ASSERT_EQ(out, expect) << "reduce n=" << n << " root=" << root;
+      }
+      std::vector<M2> inplace = in;
+      w.reduce(inplace, op, root);
+      if (w.rank() == root) {
+        ASSERT_EQ(inplace, expect) << "in-place reduce n=" << n << " root=" << root;
+      } else {
+        ASSERT_EQ(inplace, in) << "a non-root's buffer changed, n=" << n << " root=" << root;
+      }
+    }
+  }
+  for (int root = 0; root < w.size(); ++root) {
+    M2 got = w.reduce(input_matrix(w.rank(), 7), op, root);
+    if (w.rank() == root) {
+      M2 e = input_matrix(0, 7);
+      for (int r = 1; r < w.size(); ++r) e = mul(e, input_matrix(r, 7));
+      ASSERT_EQ(got, e) << "scalar reduce root=" << root;
+    }
+  }
+}
+
 TEST(Collectives, NonCommutativeAllreduceAndReduceAtStagingBoundaries) {
   auto& w = world();
   auto op = [](const M2& x, const M2& y) { return mul(x, y); };

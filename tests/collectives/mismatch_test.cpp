@@ -4,7 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include <cohort/cohort.hpp>
@@ -104,6 +106,47 @@ TEST(Mismatch, GathervCountsDiffer) {
     EXPECT_THROW(w.gatherv(mine, out, counts, 0), cohort::CollectiveMismatch);
   } else {
     w.gatherv(mine, out, counts, 0);
+  }
+}
+
+TEST(Mismatch, AllgathervCountsDiffer) {
+  // Rank 1 sends 3 elements and says so; the others expect 2 from it.
+  auto& w = world();
+  if (w.size() < 2) GTEST_SKIP();
+  std::vector<std::size_t> counts(static_cast<std::size_t>(w.size()), 2);
+  if (w.rank() == 1) counts[1] = 3;
+  std::vector<std::int64_t> mine(counts[static_cast<std::size_t>(w.rank())], w.rank());
+  std::vector<std::int64_t> out(counts.size() * 2 + (w.rank() == 1 ? 1 : 0));
+  if (w.rank() == 1) {
+    w.allgatherv(mine, out, counts);  // what it reads matches what it expects
+  } else {
+    try {
+      w.allgatherv(mine, out, counts);
+      FAIL() << "no error";
+    } catch (const cohort::CollectiveMismatch& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("allgather"));
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("rank 1 passed bytes 24, this rank passed 16"));
+    }
+  }
+}
+
+TEST(Mismatch, ScatterCountsDiffer) {
+  // Rank 1 expects two elements per rank, the root sends one.
+  auto& w = world();
+  if (w.size() < 2) GTEST_SKIP();
+  const auto n = static_cast<std::size_t>(w.size());
+  std::vector<int> src(w.rank() == 0 ? n : 0, 7), got(w.rank() == 1 ? 2 : 1);
+  if (w.rank() == 1) {
+    try {
+      w.scatter(src, got, 0);
+      FAIL() << "no error";
+    } catch (const cohort::CollectiveMismatch& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("scatter"));
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("rank 0 passed bytes " + std::to_string(4 * n) +
+                                                 ", this rank passed " + std::to_string(8 * n)));
+    }
+  } else {
+    w.scatter(src, got, 0);
   }
 }
 

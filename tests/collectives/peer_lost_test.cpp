@@ -31,6 +31,27 @@ TEST(PeerLost, CollectivesWithAnExitedRankThrow) {
   double small = 1.0;  // the inline broadcast's own path (collectives.cpp, broadcast_impl)
   EXPECT_THROW(w.broadcast(small, gone), cohort::PeerLost);
   EXPECT_THROW(w.allreduce(v, std::plus<>{}), cohort::PeerLost);
+  // The inline reduce, gather, allgather and scatter paths (collectives.cpp). A root waits for
+  // the rank that left; a plain member of a reduce or gather only publishes, so it returns.
+  auto lost_names_gone = [&](auto&& collective, const char* what) {
+    try {
+      collective();
+      ADD_FAILURE() << what << " returned";
+    } catch (const cohort::PeerLost& e) {
+      EXPECT_EQ(e.peer(), gone) << what;
+      EXPECT_THAT(e.what(), ::testing::HasSubstr(what));
+    }
+  };
+  if (w.rank() == 0) {
+    lost_names_gone([&] { (void)w.reduce(small, std::plus<>{}, 0); }, "reduce");
+    lost_names_gone([&] { (void)w.gather(small, 0); }, "gather");
+  } else {
+    (void)w.reduce(small, std::plus<>{}, 0);
+    (void)w.gather(small, 0);
+  }
+  lost_names_gone([&] { (void)w.allgather(small); }, "allgather");
+  std::vector<int> parts(static_cast<std::size_t>(w.size()), 1);
+  lost_names_gone([&] { (void)w.scatter(parts, gone); }, "scatter");
 }
 
 }  // namespace
