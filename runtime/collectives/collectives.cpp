@@ -1453,6 +1453,38 @@ std::shared_ptr<PendingOp> launch(detail::CommunicatorImpl& comm, std::shared_pt
   return op;
 }
 
+/// True when every block of a gather or allgather fits inline: `bytes`, and each of the n
+/// `counts` of a v-variant.
+bool all_inline(std::size_t bytes, const std::size_t* counts, int n) {
+  if (bytes > kCollectiveInlineBytes) return false;
+  for (int r = 0; counts != nullptr && r < n; ++r) {
+    if (counts[r] > kCollectiveInlineBytes) return false;
+  }
+  return true;
+}
+
+/// Copies every other rank's inline publication of this call into `out` (rank r's `block(r)`
+/// bytes after the blocks of the ranks before it), in rank order, waiting for each peer in turn
+/// (a targeted wait, see Call::notify) and releasing its publication as soon as it is copied.
+/// Unlike exchange(): no vector of Incoming, no polling of every peer on each round.
+template <class Block>
+void copy_inline_blocks(Call& call, const Descriptor& d, std::byte* out, Block&& block) {
+  std::uint64_t at = 0;
+  Incoming i = incoming(0, 0, 0, nullptr, 0);
+  for (int r = 0; r < call.n(); ++r) {
+    const std::uint64_t b = block(r);
+    if (r != call.me()) {
+      i.peer = r;
+      i.length = i.expect_total = b;
+      const transport::CollectiveMain& m = call.wait_main(r);
+      call.open(i, d, m);
+      copy_bytes(out + at, i.inline_data, b);
+      call.release_main(r, m);
+    }
+    at += b;
+  }
+}
+
 }  // namespace
 }  // namespace cohort::collectives
 
@@ -1600,28 +1632,8 @@ void collective_gather(CommunicatorImpl& comm, const void* in, std::size_t bytes
   if (bytes > 0) copy_bytes(out + offset(me), in, bytes);
   if (n == 1) return;
   call.publish_main(d, nullptr, 0, collectives::scratch<int, 2>(), 0, 0);  // root-mismatch detection
-  bool small = bytes <= collectives::kCollectiveInlineBytes;
-  if (counts != nullptr) {
-    for (int r = 0; r < n && small; ++r) small = counts[r] <= collectives::kCollectiveInlineBytes;
-  }
-  if (small) {
-    // Every block is inline: copy the members' publications in rank order, waiting for each one
-    // (a targeted wait, see Call::notify) and releasing it at once. Unlike exchange(), no vector
-    // of Incoming, no polling of every member on each round.
-    std::uint64_t at = 0;
-    Incoming i = collectives::incoming(0, 0, 0, nullptr, 0);
-    for (int r = 0; r < n; ++r) {
-      const std::uint64_t b = block(r);
-      if (r != me) {
-        i.peer = r;
-        i.length = i.expect_total = b;
-        const transport::CollectiveMain& m = call.wait_main(r);
-        call.open(i, d, m);
-        copy_bytes(out + at, i.inline_data, b);
-        call.release_main(r, m);
-      }
-      at += b;
-    }
+  if (collectives::all_inline(bytes, counts, n)) {  // the members' publications, in rank order
+    collectives::copy_inline_blocks(call, d, out, block);
     return;
   }
   std::uint64_t at = 0;
@@ -1920,11 +1932,7 @@ void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t 
   const int n = call.n();
   const int me = call.me();
   auto* out = static_cast<std::byte*>(out_v);
-  bool small = bytes <= kCollectiveInlineBytes;
-  if (counts != nullptr) {
-    for (int r = 0; r < n && small; ++r) small = counts[r] <= kCollectiveInlineBytes;
-  }
-  if (small) {
+  if (all_inline(bytes, counts, n)) {
     // Every block is inline (split, alltoallv's counts, small allgathers): publish once for
     // everyone, then copy each peer's publication in rank order, waiting for one peer at a time
     // as the flat barrier does (no deadlock: every rank publishes before it waits). What
@@ -1942,20 +1950,7 @@ void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t 
     Descriptor d{kind, -1, bytes, 1, 0};
     call.publish_main(d, bytes > 0 ? static_cast<const std::byte*>(in) : &kNothing, bytes,
                       peers_of(call), 0, 0);
-    at = 0;
-    Incoming i = incoming(0, 0, 0, nullptr, 0);
-    for (int r = 0; r < n; ++r) {
-      const std::uint64_t b = block(r);
-      if (r != me) {
-        i.peer = r;
-        i.length = i.expect_total = b;
-        const transport::CollectiveMain& m = call.wait_main(r);
-        call.open(i, d, m);
-        copy_bytes(out + at, i.inline_data, b);
-        call.release_main(r, m);
-      }
-      at += b;
-    }
+    copy_inline_blocks(call, d, out, block);
     return;
   }
   std::vector<std::uint64_t> c(static_cast<std::size_t>(n), bytes);
