@@ -36,6 +36,8 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -307,14 +309,20 @@ void finish_recv(Operation& op) {
     return;
   }
   if (t.finish != nullptr) {
+    std::optional<std::string> why;
     try {
       t.finish(t.ctx, payload.first(op.bytes - sizeof tr));
     } catch (const std::exception& e) {
+      why = e.what();
+    } catch (...) {  // a user's load() may throw anything: still this receive's error
+      why = "the type's load threw an exception that is not a std::exception";
+    }
+    if (why) {
       op.error = std::make_exception_ptr(DeserializeError(fmt::format(
           "rank {}: recv from rank {} ({}): the {}-byte {} payload could not be decoded: {}; "
           "check that sender and receiver serialize the same fields in the same order",
           op.comm->rank(), source, tag_text(tag), op.bytes - sizeof tr, format_name(t.format),
-          e.what())));
+          *why)));
     }
   }
 }

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -390,14 +392,20 @@ std::byte* Engine::destination(Operation& op, std::size_t bytes) {
 // does not decode becomes the receive's DeserializeError.
 void Engine::decode_payload(Operation& op, int tag, std::span<const std::byte> payload) {
   if (op.target.finish == nullptr) return;
+  std::optional<std::string> why;
   try {
     op.target.finish(op.target.ctx, payload);
   } catch (const std::exception& e) {
+    why = e.what();
+  } catch (...) {  // a user's load() may throw anything: still this receive's error, never a lost frame
+    why = "the type's load threw an exception that is not a std::exception";
+  }
+  if (why) {
     op.error = std::make_exception_ptr(DeserializeError(fmt::format(
         "rank {}: recv from rank {} ({}): the {}-byte {} payload could not be decoded: {}; "
         "check that sender and receiver serialize the same fields in the same order",
         op.comm->rank(), op.status.source, tag_text(tag), payload.size(),
-        format_name(static_cast<std::uint8_t>(op.target.format)), e.what())));
+        format_name(static_cast<std::uint8_t>(op.target.format)), *why)));
   }
 }
 

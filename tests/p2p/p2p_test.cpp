@@ -75,6 +75,20 @@ struct Liar {
   }
 };
 
+// A type whose load throws something that is not a std::exception.
+struct Thrower {
+  int x = 0;
+  std::string unused;  // travels through cereal
+  template <class A>
+  void save(A& ar) const {
+    ar(x);
+  }
+  template <class A>
+  void load(A& /*ar*/) {
+    throw 7;
+  }
+};
+
 std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
   std::vector<std::byte> v(n);
   std::uint32_t x = seed * 2654435761u + 1;
@@ -437,6 +451,7 @@ TEST_F(P2P, TypeMismatchAndDeserializeErrors) {
   c.send(Particle{"b", 2, {}}, right, Tag{12});           // cereal as Boost type
   c.send(Liar{5, ""}, right, Tag{12});                       // fails to decode
   c.send(std::int64_t{9}, right, Tag{12});                // 8 bytes into a 4-byte object
+  c.send(Thrower{3, ""}, right, Tag{12});                 // its load throws an int
   c.send(1234, right, Tag{12});                           // still fine afterwards
   std::vector<int> ints;
   EXPECT_THROW(c.recv(ints, left, Tag{12}), cohort::TypeMismatch);
@@ -449,6 +464,8 @@ TEST_F(P2P, TypeMismatchAndDeserializeErrors) {
   EXPECT_THROW(c.recv(l, left, Tag{12}), cohort::DeserializeError);
   float f = 0;
   EXPECT_THROW(c.recv(f, left, Tag{12}), cohort::TruncationError);
+  Thrower t;
+  EXPECT_THROW(c.recv(t, left, Tag{12}), cohort::DeserializeError);
   EXPECT_EQ(c.recv<int>(left, Tag{12}), 1234);
 }
 
