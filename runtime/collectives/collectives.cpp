@@ -273,6 +273,14 @@ class Call {
     for (int w : main_readers) notify(w);
   }
 
+  /// Publishes `bytes` (<= kCollectiveInlineBytes) inline in this call's main line for `readers`
+  /// (communicator ranks); an empty payload is still an inline publication.
+  void publish_inline(const Descriptor& d, const void* data, std::uint64_t bytes,
+                      std::span<const int> readers, std::uint16_t extra_flags = 0) {
+    static const std::byte kNothing{};
+    publish_main(d, bytes > 0 ? data : &kNothing, bytes, readers, 0, 0, extra_flags);
+  }
+
   /// Wakes world rank `w` if it sleeps. Call right after a seq_cst store or read-modify-write
   /// of what it waits for: that orders the store before this load of `sleeping` (the sleeper
   /// sets `sleeping`, then a seq_cst fence, then re-checks), so no fence is needed here and a
@@ -480,6 +488,16 @@ class Call {
 
   void release_main(int peer) { release_main(peer, area_.main(world(peer), main_)); }
 
+  /// Waits for communicator rank `in.peer`'s inline publication, checks it against `expect`,
+  /// hands its payload to `use`, then releases it (the peer may reuse the line from then on).
+  template <class Use>
+  void read_inline(Incoming& in, const Descriptor& expect, Use&& use) {
+    const transport::CollectiveMain& m = wait_main(in.peer);
+    open(in, expect, m);
+    use(in.inline_data);
+    release_main(in.peer, m);
+  }
+
   /// release_main() of the peer's main `m` (from wait_main(peer)).
   void release_main(int peer, const transport::CollectiveMain& m) {
     const int w = world(peer);
@@ -685,16 +703,11 @@ void broadcast_impl(detail::CommunicatorImpl& comm, void* data, std::size_t byte
     // The usual small broadcast: one inline publication that the others copy. What exchange()
     // does for it, without the progress loop's bookkeeping (~630 -> ~300 instructions a call at
     // the root, np=2), and each reader waits for the root only (a targeted wake, see notify()).
-    static const std::byte kNothing{};
     if (call.me() == root) {
-      call.publish_main(d, bytes > 0 ? static_cast<const std::byte*>(data) : &kNothing, bytes,
-                        peers_of(call), 0, 0);
+      call.publish_inline(d, data, bytes, peers_of(call));
     } else {
       Incoming in = incoming(root, 0, bytes, data, bytes);
-      const transport::CollectiveMain& m = call.wait_main(root);
-      call.open(in, d, m);
-      copy_bytes(data, in.inline_data, bytes);
-      call.release_main(root, m);
+      call.read_inline(in, d, [&](const std::byte* p) { copy_bytes(data, p, bytes); });
     }
     return;
   }
@@ -741,12 +754,11 @@ void combine_into(const detail::Combiner& op, void* out, const void* a, const vo
 /// would not let it go on sooner.
 void reduce_inline(Call& call, const Descriptor& d, const std::byte* in, std::byte* out,
                    std::size_t bytes, const detail::Combiner& op) {
-  static const std::byte kNothing{};
   const int n = call.n();
   const int me = call.me();
   const int root = d.root;
   if (me != root) {
-    call.publish_main(d, bytes > 0 ? in : &kNothing, bytes, std::span(&root, 1), 0, 0);
+    call.publish_inline(d, in, bytes, std::span(&root, 1));
     return;
   }
   // The root publishes its descriptor too (read by nobody): a rank that believes another rank
@@ -764,14 +776,13 @@ void reduce_inline(Call& call, const Descriptor& d, const std::byte* in, std::by
       continue;
     }
     i.peer = r;
-    const transport::CollectiveMain& m = call.wait_main(r);
-    call.open(i, d, m);
-    if (r == 0) {
-      copy_bytes(acc, i.inline_data, bytes);
-    } else {
-      combine(op, acc, i.inline_data, bytes);
-    }
-    call.release_main(r, m);  // after reading its data: it may reuse the line then
+    call.read_inline(i, d, [&](const std::byte* p) {
+      if (r == 0) {
+        copy_bytes(acc, p, bytes);
+      } else {
+        combine(op, acc, p, bytes);
+      }
+    });
   }
   copy_bytes(out, acc, bytes);
 }
@@ -807,7 +818,7 @@ void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, 
   }
   // The root publishes its descriptor too (read by nobody): a rank that believes another rank
   // is the root reads it and reports the mismatch instead of waiting forever.
-  call.publish_main(d, nullptr, 0, scratch<int, 2>(), 0, 0);
+  call.publish_main(d, nullptr, 0, {}, 0, 0);
   ins.resize(static_cast<std::size_t>(n));
   for (int r = 0; r < n; ++r) {
     if (r == me) continue;
@@ -1036,11 +1047,9 @@ bool use_flat(const Call& call) { return call.n() <= 8; }
 void gather_release(Call& call, const Descriptor& d, const std::byte* in, std::byte* out,
                     std::size_t bytes, const detail::Combiner* op) {
   const int n = call.n();
-  static const std::byte kNothing{};
   if (call.me() != 0) {
-    auto& root_only = scratch<int, 2>();
-    root_only.push_back(0);
-    call.publish_main(d, bytes > 0 ? in : &kNothing, bytes, root_only, 0, 0);
+    static constexpr int kRank0 = 0;
+    call.publish_inline(d, in, bytes, std::span(&kRank0, 1));
     Incoming release = incoming(0, 0, bytes, out, bytes);
     if (!call.main_ready(0)) {
       // The release depends on every member's arrival: any lost member makes it impossible.
@@ -1072,10 +1081,10 @@ void gather_release(Call& call, const Descriptor& d, const std::byte* in, std::b
     }
   } catch (const CollectiveMismatch&) {
     // Tell the members, who would otherwise wait for a release that never comes.
-    call.publish_main(d, bytes > 0 ? acc : &kNothing, bytes, peers_of(call), 0, 0, kFlagError);
+    call.publish_inline(d, acc, bytes, peers_of(call), kFlagError);
     throw;
   }
-  call.publish_main(d, bytes > 0 ? acc : &kNothing, bytes, peers_of(call), 0, 0);
+  call.publish_inline(d, acc, bytes, peers_of(call));
   copy_bytes(out, acc, bytes);
 }
 
@@ -1099,8 +1108,7 @@ void allreduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_
     gather_release(call, d, in, out, bytes, &op);
     return;
   }
-  static const std::byte kNothing{};
-  call.publish_main(d, bytes > 0 ? in : &kNothing, bytes, peers_of(call), 0, 0);
+  call.publish_inline(d, in, bytes, peers_of(call));
   auto& ins = scratch<Incoming>();
   ins.resize(static_cast<std::size_t>(n));
   for (int r = 0; r < n; ++r) {
@@ -1264,8 +1272,7 @@ class SmallAllreduceOp final : public NonBlocking {
     d_ = Descriptor{Kind::allreduce, -1, bytes, static_cast<std::uint32_t>(op.elem_bytes), op.op_id};
     ins_.resize(static_cast<std::size_t>(call_.n()));
     for (int r = 0; r < call_.n(); ++r) ins_[static_cast<std::size_t>(r)] = incoming(r, 0, bytes, nullptr, bytes);
-    static const std::byte kNothing{};
-    call_.publish_main(d_, bytes > 0 ? mine_ : &kNothing, bytes, others(call_), 0, 0);
+    call_.publish_inline(d_, mine_, bytes, others(call_));
   }
   bool step() override {
     bool all = true;
@@ -1476,10 +1483,7 @@ void copy_inline_blocks(Call& call, const Descriptor& d, std::byte* out, Block&&
     if (r != call.me()) {
       i.peer = r;
       i.length = i.expect_total = b;
-      const transport::CollectiveMain& m = call.wait_main(r);
-      call.open(i, d, m);
-      copy_bytes(out + at, i.inline_data, b);
-      call.release_main(r, m);
+      call.read_inline(i, d, [&](const std::byte* p) { copy_bytes(out + at, p, b); });
     }
     at += b;
   }
@@ -1546,8 +1550,7 @@ void collective_barrier(CommunicatorImpl& comm) {
   }
   // Flat: publish, then read each peer's publication in rank order, waiting for one peer at a
   // time (a sleeping rank is woken by that peer only, Call::notify).
-  static const std::byte kNothing{};
-  call.publish_main(d, &kNothing, 0, collectives::peers_of(call), 0, 0);
+  call.publish_inline(d, nullptr, 0, collectives::peers_of(call));
   for (int r = 0; r < call.n(); ++r) {
     if (r == call.me()) continue;
     Incoming in = collectives::incoming(r, 0, 0, nullptr, 0);
@@ -1601,9 +1604,7 @@ void collective_gather(CommunicatorImpl& comm, const void* in, std::size_t bytes
   Descriptor d{Kind::gather, root, bytes, 1, 0};
   if (me != root && bytes <= collectives::kCollectiveInlineBytes) {
     // The usual small gather: one inline publication for the root (what exchange() does for it).
-    static const std::byte kNothing{};
-    call.publish_main(d, bytes > 0 ? static_cast<const std::byte*>(in) : &kNothing, bytes,
-                      std::span(&root, 1), 0, 0);
+    call.publish_inline(d, in, bytes, std::span(&root, 1));
     return;
   }
   auto& ins = collectives::scratch<Incoming>();
@@ -1631,7 +1632,7 @@ void collective_gather(CommunicatorImpl& comm, const void* in, std::size_t bytes
   }
   if (bytes > 0) copy_bytes(out + offset(me), in, bytes);
   if (n == 1) return;
-  call.publish_main(d, nullptr, 0, collectives::scratch<int, 2>(), 0, 0);  // root-mismatch detection
+  call.publish_main(d, nullptr, 0, {}, 0, 0);  // root-mismatch detection
   if (collectives::all_inline(bytes, counts, n)) {  // the members' publications, in rank order
     collectives::copy_inline_blocks(call, d, out, block);
     return;
@@ -1665,14 +1666,10 @@ void collective_scatter(CommunicatorImpl& comm, const void* in, const std::size_
       const auto* src = static_cast<const std::byte*>(in);
       if (bytes > 0) copy_bytes(out, src + at, bytes);
       if (n == 1) return;
-      static const std::byte kNothing{};
-      call.publish_main(d, total > 0 ? src : &kNothing, total, collectives::peers_of(call), 0, 0);
+      call.publish_inline(d, src, total, collectives::peers_of(call));
     } else {
       Incoming i = collectives::incoming(root, at, bytes, out, total);
-      const transport::CollectiveMain& m = call.wait_main(root);
-      call.open(i, d, m);
-      copy_bytes(out, i.inline_data + at, bytes);
-      call.release_main(root, m);
+      call.read_inline(i, d, [&](const std::byte* p) { copy_bytes(out, p + at, bytes); });
     }
     return;
   }
@@ -1946,10 +1943,8 @@ void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t 
     for (int r = 0; r < me; ++r) at += block(r);
     if (bytes > 0) copy_bytes(out + at, in, bytes);
     if (n == 1) return;
-    static const std::byte kNothing{};
     Descriptor d{kind, -1, bytes, 1, 0};
-    call.publish_main(d, bytes > 0 ? static_cast<const std::byte*>(in) : &kNothing, bytes,
-                      peers_of(call), 0, 0);
+    call.publish_inline(d, in, bytes, peers_of(call));
     copy_inline_blocks(call, d, out, block);
     return;
   }

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,11 +16,6 @@
 
 namespace cohort::p2p {
 namespace {
-std::int64_t monotonic_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 using detail::CommunicatorImpl;
 using detail::RecvTarget;
@@ -686,7 +680,7 @@ bool Engine::pump_stream(int source) {
   while (!in.transfers.empty()) {
     Transfer& t = in.transfers.front();
     const bool timed = forced_nt_ < 0 && t.total >= StreamModeChooser::kMinBytes;
-    if (timed && t.started_ns == 0) t.started_ns = monotonic_ns();
+    if (timed && t.started_ns == 0) t.started_ns = transport::trace_clock_ns();
     std::byte* dst = t.dest != nullptr ? t.dest + (t.total - t.remaining) : nullptr;
     std::size_t got = in.stream.read(dst, t.remaining, chunk_for(t.total));
     if (got == 0) break;
@@ -695,8 +689,7 @@ bool Engine::pump_stream(int source) {
     if (in.stream.producer_needs_wake()) segment_.wake(source);
     if (t.remaining != 0) break;
     if (timed) {
-      const auto took = static_cast<std::uint64_t>(std::max<std::int64_t>(monotonic_ns() - t.started_ns, 1));
-      in.stream.request_nt(in.modes.record(t.nt, t.total, took));
+      in.stream.request_nt(in.modes.record(t.nt, t.total, transport::trace_clock_ns() - t.started_ns));
     }
     Transfer done = t;
     in.transfers.pop_front();
@@ -981,11 +974,7 @@ void Engine::block(std::span<Operation* const> ops, Done&& done) {
   }
   std::uint64_t polls = 0;
   Operation* lost_op = nullptr;
-  bool moved = false;
-  auto ready = [&] {
-    moved = progress(++polls > patience);
-    return moved || done();
-  };
+  auto ready = [&] { return progress(++polls > patience) || done(); };
   auto lost = [&]() -> int {
     for (Operation* op : ops) {
       if (op == nullptr || op->done) continue;

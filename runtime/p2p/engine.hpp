@@ -117,7 +117,7 @@ class Engine {
     Operation* op;        // deliver to this receive, or
     Unexpected* entry;    // to this unexpected entry, or neither (discard)
     bool nt = false;      // the sender streams it with non-temporal stores
-    std::int64_t started_ns = 0;  // timed (stream_mode.hpp): when it reached the front
+    std::uint64_t started_ns = 0;  // timed (stream_mode.hpp): when it reached the front
   };
   struct Incoming {
     transport::RingConsumer ring;

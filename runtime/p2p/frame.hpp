@@ -2,7 +2,8 @@
 // that the fuzzer (tests/fuzz/fuzz_frame.cpp) runs exactly what the receive path runs.
 //
 // A frame's payload starts (engine.cpp, write_frame) with: large: total size (8, bit 62: the
-// stream's store mode) [fingerprint (4)]; eager: [fingerprint (4)] data. The fingerprint is there for serialized formats only.
+// stream's store mode) [fingerprint (4)]; eager: [fingerprint (4)] data. The fingerprint is
+// there for serialized formats only.
 // Another process wrote these bytes: a frame that does not follow that layout is a
 // cohort::DeserializeError naming the sender, never an out-of-range read or a silent wrong size.
 #pragma once

@@ -295,9 +295,11 @@ class RingConsumer {
   }
   /// The `n` payload bytes of the head frame from payload offset `offset`, where they lie in the
   /// ring; an empty span (null data) when they wrap around the ring's end.
-  [[nodiscard]] std::span<const std::byte> contiguous(std::size_t n, std::size_t offset = 0) const noexcept {
+  [[nodiscard]] std::span<const std::byte> contiguous(std::size_t n,
+                                                      std::size_t offset = 0) const noexcept {
     const std::size_t ring_bytes = v_.slot_count * kSlotBytes;
-    const std::size_t at = (static_cast<std::size_t>(head_) * kSlotBytes + kFrameHeaderBytes + offset) & (ring_bytes - 1);
+    const std::size_t at =
+        (static_cast<std::size_t>(head_) * kSlotBytes + kFrameHeaderBytes + offset) & (ring_bytes - 1);
     if (at + n > ring_bytes) return {};
     return {v_.slots + at, n};
   }
