@@ -43,14 +43,12 @@
 #include "cohort/collectives.hpp"
 #include "cohort/errors.hpp"
 #include "runtime/transport/collective_kind.hpp"
+#include "runtime/transport/copy.hpp"
 #include "runtime/collectives/engine.hpp"
 #include "runtime/runtime.hpp"
 
 namespace {
-// memcpy that accepts empty ranges with null pointers (std::vector<T>{}.data()).
-inline void copy_bytes(void* dst, const void* src, std::size_t bytes) noexcept {
-  if (bytes > 0) std::memcpy(dst, src, bytes);
-}
+using cohort::transport::copy_bytes;
 }  // namespace
 
 namespace cohort::collectives {
@@ -841,10 +839,17 @@ void reduce_impl(detail::CommunicatorImpl& comm, const void* in_v, void* out_v, 
       mine = own.data();
     }
     std::byte* acc = out + a;
+    // acc = x0 op x1 in one pass (combine_into) rather than a copy of x0 and a combine.
     const std::byte* first = me == 0 ? mine : call.wait_chunk(ins[0], c);
-    if (first != acc) copy_bytes(acc, first, len);
+    const std::byte* second = me == 1 ? mine : call.wait_chunk(ins[1], c);
+    if (first == acc) {  // in == out at rank 0
+      combine(op, acc, second, len);
+    } else {
+      combine_into(op, acc, first, second, len);
+    }
     if (me != 0) call.release_chunk(ins[0], c);
-    for (int r = 1; r < n; ++r) {
+    if (me != 1) call.release_chunk(ins[1], c);
+    for (int r = 2; r < n; ++r) {
       if (r == me) {
         combine(op, acc, mine, len);
       } else {

@@ -13,6 +13,7 @@
 
 #include "cohort/errors.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/transport/copy.hpp"
 
 namespace cohort::p2p {
 namespace {
@@ -312,7 +313,7 @@ void Engine::take_unexpected(Operation& op, std::list<Unexpected>::iterator it) 
   }
   std::byte* dst = destination(op, e.bytes);
   if (e.complete) {
-    if (e.bytes != 0) std::memcpy(dst, e.data.get(), e.bytes);
+    transport::copy_bytes(dst, e.data.get(), e.bytes);
     Envelope env = e.env;
     std::size_t bytes = e.bytes;
     unexpected_.erase(it);
@@ -320,7 +321,7 @@ void Engine::take_unexpected(Operation& op, std::list<Unexpected>::iterator it) 
     return;
   }
   std::size_t arrived = transfer->total - transfer->remaining;
-  if (arrived != 0) std::memcpy(dst, e.data.get(), arrived);
+  transport::copy_bytes(dst, e.data.get(), arrived);
   transfer->dest = dst;
   transfer->entry = nullptr;
   transfer->op = &op;
@@ -456,12 +457,12 @@ void Engine::send_local(CommunicatorImpl& comm, int tag, const SendBuffer& b) {
       return;
     }
     std::byte* dst = destination(*op, b.bytes);
-    if (b.bytes != 0) std::memcpy(dst, b.data, b.bytes);
+    transport::copy_bytes(dst, b.data, b.bytes);
     complete_recv(*op, env, b.bytes);
     return;
   }
   std::unique_ptr<std::byte[]> copy(new std::byte[b.bytes]);
-  if (b.bytes != 0) std::memcpy(copy.get(), b.data, b.bytes);
+  transport::copy_bytes(copy.get(), b.data, b.bytes);
   unexpected_.push_back(Unexpected{env, kind, b.fingerprint, b.bytes, std::move(copy), true, seq});
 }
 

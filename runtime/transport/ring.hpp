@@ -47,6 +47,7 @@
 #include <cstring>
 #include <span>
 
+#include "runtime/transport/copy.hpp"
 #include "runtime/transport/segment.hpp"
 
 #if defined(__x86_64__)
@@ -112,15 +113,15 @@ inline void copy_in(std::byte* ring, std::size_t size, std::uint64_t offset, con
                     std::size_t n) noexcept {
   std::size_t at = static_cast<std::size_t>(offset) & (size - 1);
   std::size_t first = std::min(n, size - at);
-  if (first != 0) std::memcpy(ring + at, src, first);
-  if (n > first) std::memcpy(ring, src + first, n - first);
+  copy_bytes(ring + at, src, first);
+  copy_bytes(ring, src + first, n - first);
 }
 inline void copy_out(const std::byte* ring, std::size_t size, std::uint64_t offset, std::byte* dst,
                      std::size_t n) noexcept {
   std::size_t at = static_cast<std::size_t>(offset) & (size - 1);
   std::size_t first = std::min(n, size - at);
-  if (first != 0) std::memcpy(dst, ring + at, first);
-  if (n > first) std::memcpy(dst + first, ring, n - first);
+  copy_bytes(dst, ring + at, first);
+  copy_bytes(dst + first, ring, n - first);
 }
 // Copies n <= 24 bytes without a call into the library's memcpy (the payload of a one-slot
 // frame: the usual small message). Overlapping fixed-size copies cover every length.
@@ -164,9 +165,9 @@ inline void copy_nt(std::byte* dst, const std::byte* src, std::size_t n) noexcep
     }
     _mm_sfence();
   }
-  if (i < n) std::memcpy(dst + i, src + i, n - i);
+  copy_bytes(dst + i, src + i, n - i);
 #else
-  std::memcpy(dst, src, n);
+  copy_bytes(dst, src, n);
 #endif
 }
 inline void copy_in_nt(std::byte* ring, std::size_t size, std::uint64_t offset, const std::byte* src,
