@@ -325,6 +325,13 @@ TEST(Collectives, NonCommutativeAllreduceAndReduceAtStagingBoundaries) {
     if (w.rank() == root) {
       ASSERT_TRUE(red == want) << "reduce n=" << n << " root=" << root;
     }
+    // In place, at the next root (rank 0 and rank 1 combine their own input differently).
+    const int next = (root + 1) % w.size();
+    std::vector<M2> red_inplace = in;
+    w.reduce(red_inplace, op, next);
+    if (w.rank() == next) {
+      ASSERT_TRUE(red_inplace == want) << "in-place reduce n=" << n << " root=" << next;
+    }
   }
 }
 
