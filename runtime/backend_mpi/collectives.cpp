@@ -22,6 +22,7 @@
 #include "cohort/collectives.hpp"
 #include "cohort/errors.hpp"
 #include "runtime/backend_mpi/mpi.hpp"
+#include "runtime/transport/copy.hpp"
 
 namespace cohort::collectives {
 
@@ -160,9 +161,9 @@ void user_function(void* in, void* inout, int* len, MPI_Datatype* type) {
   const std::size_t bytes = n * c->elem_bytes;
   thread_local std::vector<std::byte> acc;
   acc.resize(bytes);
-  std::memcpy(acc.data(), in, bytes);
+  transport::copy_bytes(acc.data(), in, bytes);
   c->fn(c->op, acc.data(), inout, n);
-  std::memcpy(inout, acc.data(), bytes);
+  transport::copy_bytes(inout, acc.data(), bytes);
 }
 
 void init_user_op() {
@@ -286,10 +287,10 @@ void chain(const CommunicatorImpl& c, const char* name, std::byte* acc, std::siz
     int count = backend_mpi::to_count(c, len, name);
     if (me > 0) {
       check(MPI_Recv(in.data(), count, MPI_BYTE, me - 1, 0, comm, MPI_STATUS_IGNORE), c, name);
-      if (prefix != nullptr) std::memcpy(prefix + at, in.data(), len);
+      if (prefix != nullptr) transport::copy_bytes(prefix + at, in.data(), len);
       // acc = in op acc: the lower ranks' part on the left.
       mine.assign(acc + at, acc + at + len);
-      std::memcpy(acc + at, in.data(), len);
+      transport::copy_bytes(acc + at, in.data(), len);
       op.fn(op.op, acc + at, mine.data(), len / op.elem_bytes);
     }
     if (me < n - 1) check(MPI_Send(acc + at, count, MPI_BYTE, me + 1, 0, comm), c, name);
@@ -318,7 +319,7 @@ void collective_reduce(CommunicatorImpl& c, const void* in, void* out, std::size
     chain(c, "reduce", acc.data(), bytes, op);
     const int last = c.size() - 1;
     if (last == root) {
-      if (c.rank() == root && bytes > 0) std::memcpy(out, acc.data(), bytes);
+      if (c.rank() == root && bytes > 0) transport::copy_bytes(out, acc.data(), bytes);
     } else if (c.rank() == last) {
       check(MPI_Send(acc.data(), backend_mpi::to_count(c, bytes, "reduce"), MPI_BYTE, root, 1,
                      internal_comm(c)), c, "reduce");
@@ -365,11 +366,11 @@ void allreduce_pair(CommunicatorImpl& c, const void* in, void* out, std::size_t 
   }
   const std::size_t n = bytes / op.elem_bytes;
   if (c.rank() == 0) {  // out = mine op theirs
-    if (in != out) std::memcpy(out, in, bytes);
+    if (in != out) transport::copy_bytes(out, in, bytes);
     op.fn(op.op, out, other.data(), n);
   } else {  // out = theirs op mine (`in` is intact until the copy, in place or not)
     op.fn(op.op, other.data(), in, n);
-    std::memcpy(out, other.data(), bytes);
+    transport::copy_bytes(out, other.data(), bytes);
   }
 }
 
@@ -389,7 +390,7 @@ void collective_allreduce(CommunicatorImpl& c, const void* in, void* out, std::s
     return;
   }
   if (!mpi_reduction_exact(c, b)) {
-    if (in != out && bytes > 0) std::memcpy(out, in, bytes);
+    if (in != out && bytes > 0) transport::copy_bytes(out, in, bytes);
     chain(c, "allreduce", static_cast<std::byte*>(out), bytes, op);
     check(MPI_Bcast(out, backend_mpi::to_count(c, bytes, "allreduce"), MPI_BYTE, c.size() - 1,
                     internal_comm(c)), c, "allreduce");
@@ -407,11 +408,11 @@ void collective_scan(CommunicatorImpl& c, const void* in, void* out, std::size_t
     std::vector<std::byte> acc(static_cast<const std::byte*>(in), static_cast<const std::byte*>(in) + bytes);
     if (!exclusive) {
       chain(c, name, acc.data(), bytes, op);
-      if (bytes > 0) std::memcpy(out, acc.data(), bytes);
+      if (bytes > 0) transport::copy_bytes(out, acc.data(), bytes);
     } else {
       std::vector<std::byte> prefix(bytes);
       chain(c, name, acc.data(), bytes, op, prefix.data());
-      if (c.rank() > 0 && bytes > 0) std::memcpy(out, prefix.data(), bytes);
+      if (c.rank() > 0 && bytes > 0) transport::copy_bytes(out, prefix.data(), bytes);
     }
     return;
   }
@@ -425,7 +426,7 @@ void collective_scan(CommunicatorImpl& c, const void* in, void* out, std::size_t
   std::vector<std::byte> keep;
   if (c.rank() == 0 && bytes > 0) keep.assign(static_cast<std::byte*>(out), static_cast<std::byte*>(out) + bytes);
   check(MPI_Exscan(send_buffer(in, out), out, r.count, r.type, r.op, mpi_comm(c)), c, name);
-  if (!keep.empty()) std::memcpy(out, keep.data(), bytes);
+  if (!keep.empty()) transport::copy_bytes(out, keep.data(), bytes);
 }
 
 void collective_reduce_scatter(CommunicatorImpl& c, const void* in, void* out,
@@ -434,7 +435,7 @@ void collective_reduce_scatter(CommunicatorImpl& c, const void* in, void* out,
     const auto n = static_cast<std::size_t>(c.size());
     std::vector<std::byte> all(block_bytes * n);
     collective_allreduce(c, in, all.data(), all.size(), op);
-    if (block_bytes > 0) std::memcpy(out, all.data() + static_cast<std::size_t>(c.rank()) * block_bytes, block_bytes);
+    if (block_bytes > 0) transport::copy_bytes(out, all.data() + static_cast<std::size_t>(c.rank()) * block_bytes, block_bytes);
     return;
   }
   TypeGuard g;

@@ -35,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -47,6 +48,7 @@
 #include "runtime/complete_requests.hpp"
 #include "runtime/backend_mpi/mpi.hpp"
 #include "runtime/platform/shared_memory.hpp"
+#include "runtime/transport/copy.hpp"
 
 namespace cohort::detail {
 
@@ -135,9 +137,9 @@ int mpi_tag(int tag) { return tag < 0 ? MPI_ANY_TAG : tag; }
 
 // ---- process-wide state (guarded: several threads may use different communicators) -----------
 
-struct Detached {  // a buffered send to self
+struct Detached {  // a buffered send (to self, or above the eager size)
   MPI_Request request;
-  std::vector<std::byte> data;
+  std::unique_ptr<std::byte[]> data;  // uninitialised until the copy
 };
 
 struct State {
@@ -175,7 +177,7 @@ std::span<const std::byte> wire_bytes(const SendBuffer& b, std::vector<std::byte
   if (b.format == MessageFormat::raw) return {b.data, b.bytes};
   Trailer t{kTrailerMagic, b.fingerprint, static_cast<std::uint8_t>(b.format), {0, 0, 0}};
   wire.resize(b.bytes + sizeof t);
-  if (b.bytes != 0) std::memcpy(wire.data(), b.data, b.bytes);
+  transport::copy_bytes(wire.data(), b.data, b.bytes);
   std::memcpy(wire.data() + b.bytes, &t, sizeof t);
   return wire;
 }
@@ -185,9 +187,10 @@ void send_buffered(CommunicatorImpl& comm, int dest, int tag, std::span<const st
   State& s = state();
   std::lock_guard lock(s.mutex);
   reap_detached(s);
-  Detached d{MPI_REQUEST_NULL, std::vector<std::byte>(bytes.begin(), bytes.end())};
-  int count = backend_mpi::to_count(comm, d.data.size(), "send");
-  check(MPI_Isend(d.data.data(), count, MPI_BYTE, dest, tag, mpi_comm(comm), &d.request), comm, "send");
+  int count = backend_mpi::to_count(comm, bytes.size(), "send");
+  Detached d{MPI_REQUEST_NULL, std::make_unique_for_overwrite<std::byte[]>(bytes.size())};
+  transport::copy_bytes(d.data.get(), bytes.data(), bytes.size());
+  check(MPI_Isend(d.data.get(), count, MPI_BYTE, dest, tag, mpi_comm(comm), &d.request), comm, "send");
   s.detached.push_back(std::move(d));
 }
 
@@ -478,7 +481,7 @@ Status recv_via_scratch(CommunicatorImpl& comm, int source, int tag, const RecvT
       std::rethrow_exception(error);
     }
   }
-  if (bytes != 0) std::memcpy(t.buffer, payload.data(), bytes);
+  transport::copy_bytes(t.buffer, payload.data(), bytes);
   return Status{st.MPI_SOURCE, Tag{st.MPI_TAG}, bytes};
 }
 
