@@ -123,6 +123,9 @@ struct Outgoing {
   std::uint64_t head = 0;
   std::uint64_t head_bytes = std::numeric_limits<std::uint64_t>::max();
   std::uint64_t tail = 0;
+  // At most this many bytes a chunk (0: the staging slot's size), for streams of equal blocks
+  // (alltoall): one block a chunk, so that a reader waits for its own block only.
+  std::uint32_t max_chunk = 0;
   // State.
   bool is_inline = false;
   std::uint64_t first = 0;
@@ -130,6 +133,9 @@ struct Outgoing {
   std::uint64_t next = 0;
   std::uint64_t chunks = 0;
 };
+
+/// Streams of equal blocks at least this large get one chunk a block (Outgoing::max_chunk).
+inline constexpr std::uint64_t kBlockChunkMinBytes = 4096;
 
 /// Copies the stream bytes [a, a + len) of `o` to `dst`.
 void copy_stream(const Outgoing& o, std::byte* dst, std::uint64_t a, std::uint64_t len) {
@@ -353,6 +359,7 @@ class Call {
       return;
     }
     out.chunk_bytes = chunk_size(out.d.elem_bytes);
+    if (out.max_chunk != 0) out.chunk_bytes = std::min(out.chunk_bytes, out.max_chunk);
     out.chunks = (bytes + out.chunk_bytes - 1) / out.chunk_bytes;
     out.first = engine_.next_chunk;
     engine_.next_chunk += out.chunks;
@@ -653,6 +660,7 @@ Outgoing& scratch_outgoing() {
   o.head = 0;
   o.head_bytes = std::numeric_limits<std::uint64_t>::max();
   o.tail = 0;
+  o.max_chunk = 0;
   o.is_inline = false;
   o.first = 0;
   o.chunk_bytes = 0;
@@ -1747,6 +1755,14 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
     o.head = (ume + 1) * b;
     o.head_bytes = (un - 1 - ume) * b;
     o.tail = 0;
+    // Blocks of 4 KiB up to the staging slot's size are one chunk each, so that a reader waits
+    // for and releases its own block only (with 128 KiB chunks holding several blocks, it waited
+    // for the whole chunk and the chunk's slot for its slowest reader). Measured with 8 ranks on
+    // 2 cores, 4 alternations each (README, Collectives > How it works): 8 KiB blocks 94-218 ->
+    // 60-169 us, 32 KiB 264-334 -> 147-302 us; 4 ranks and 2 ranks within noise.
+    if (b >= collectives::kBlockChunkMinBytes && b < call.chunk_size(1)) {
+      o.max_chunk = static_cast<std::uint32_t>(b);
+    }
     o.main_readers = collectives::peers_of(call);
     auto position = [&](std::uint64_t from, std::uint64_t to) { return (to + un - from - 1) % un * b; };
     for (std::uint64_t j = 0; j < un; ++j) {

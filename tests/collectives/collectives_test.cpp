@@ -370,16 +370,22 @@ TEST(Collectives, AlltoallAtStagingBoundaries) {
   const auto n = static_cast<std::size_t>(w.size());
   const auto me = static_cast<std::size_t>(w.rank());
   const std::size_t chunk = cohort::transport::collective_chunk_bytes(w.size());
-  for (std::size_t block : {std::size_t{8}, chunk - 1, chunk, chunk + 1}) {
-    std::vector<std::uint8_t> send(block * n), recv(block * n, 0), expect(block * n);
-    for (std::size_t j = 0; j < n; ++j) {
-      for (std::size_t i = 0; i < block; ++i) {
-        send[j * block + i] = input_byte(static_cast<int>(me * n + j), i);
-        expect[j * block + i] = input_byte(static_cast<int>(j * n + me), i);
+  // 4 KiB and up to a chunk: one chunk a block (kBlockChunkMinBytes); repeated with new contents
+  // each time so that the staging slots wrap (8 ranks: 7 chunks a call, 16 slots) and a stale
+  // block would show.
+  for (std::size_t block : {std::size_t{8}, std::size_t{4095}, std::size_t{4096}, std::size_t{4097},
+                            std::size_t{24576}, chunk - 1, chunk, chunk + 1}) {
+    for (int round = 0; round < 5; ++round) {
+      std::vector<std::uint8_t> send(block * n), recv(block * n, 0), expect(block * n);
+      for (std::size_t j = 0; j < n; ++j) {
+        for (std::size_t i = 0; i < block; ++i) {
+          send[j * block + i] = input_byte(static_cast<int>((me * n + j) * 5) + round, i);
+          expect[j * block + i] = input_byte(static_cast<int>((j * n + me) * 5) + round, i);
+        }
       }
+      w.alltoall(send, recv);
+      ASSERT_TRUE(recv == expect) << "block=" << block << " round=" << round;
     }
-    w.alltoall(send, recv);
-    ASSERT_TRUE(recv == expect) << "block=" << block;
   }
 }
 
