@@ -14,9 +14,10 @@ int main(int argc, char** argv) {
   auto a = coll_bench::parse(argc, argv);
   const int np = w.size();
   const auto n = static_cast<std::size_t>(np);
-  std::vector<char> in(a.bench == "alltoall" ? a.bytes * n : a.bytes, 1), out;
+  std::vector<char> in(a.bench == "alltoall" || a.bench == "scatter" ? a.bytes * n : a.bytes, 1), out;
   std::vector<float> fin(std::max<std::size_t>(a.bytes / sizeof(float), 1), 1.0f), fout(fin.size());
   if (a.bench == "gather" || a.bench == "alltoall") out.resize(a.bytes * n);
+  if (a.bench == "scatter") out.resize(a.bytes);
 
   if (a.bench == "compute_efficiency") {
     double sink = 0;
@@ -39,6 +40,8 @@ int main(int argc, char** argv) {
       w.allreduce(fin, fout, std::plus<>{});
     } else if (a.bench == "gather") {
       w.gather(in, out, 0);
+    } else if (a.bench == "scatter") {
+      w.scatter(in, out, 0);
     } else if (a.bench == "alltoall") {
       w.alltoall(in, out);
     } else {

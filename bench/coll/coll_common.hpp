@@ -16,7 +16,8 @@
 
 namespace coll_bench {
 
-// Args.bench: barrier bcast reduce allreduce gather alltoall compute_efficiency
+// Args.bench: barrier bcast reduce allreduce gather alltoall compute_efficiency (and scatter,
+// not in the suite's default list: by hand, e.g. cohortrun -n 8 coll_cohort scatter 8192 300 10)
 using bench_common::Args;
 using bench_common::now_us;
 using bench_common::parse;

@@ -13,9 +13,10 @@ int main(int argc, char** argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &np);
   auto a = coll_bench::parse(argc, argv);
   const auto n = static_cast<std::size_t>(np);
-  std::vector<char> in(a.bench == "alltoall" ? a.bytes * n : a.bytes, 1), out;
+  std::vector<char> in(a.bench == "alltoall" || a.bench == "scatter" ? a.bytes * n : a.bytes, 1), out;
   std::vector<float> fin(std::max<std::size_t>(a.bytes / sizeof(float), 1), 1.0f), fout(fin.size());
   if (a.bench == "gather" || a.bench == "alltoall") out.resize(a.bytes * n);
+  if (a.bench == "scatter") out.resize(a.bytes);
   const int count = static_cast<int>(a.bytes);
   const int fcount = static_cast<int>(fin.size());
 
@@ -50,6 +51,8 @@ int main(int argc, char** argv) {
       MPI_Allreduce(fin.data(), fout.data(), fcount, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     } else if (a.bench == "gather") {
       MPI_Gather(in.data(), count, MPI_CHAR, out.data(), count, MPI_CHAR, 0, MPI_COMM_WORLD);
+    } else if (a.bench == "scatter") {
+      MPI_Scatter(in.data(), count, MPI_CHAR, out.data(), count, MPI_CHAR, 0, MPI_COMM_WORLD);
     } else if (a.bench == "alltoall") {
       MPI_Alltoall(in.data(), count, MPI_CHAR, out.data(), count, MPI_CHAR, MPI_COMM_WORLD);
     } else {
