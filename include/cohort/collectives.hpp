@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "cohort/communicator.hpp"
+#include "cohort/detail/copy.hpp"
 #include "cohort/errors.hpp"
 #include "cohort/reduce_ops.hpp"
 #include "cohort/serialization.hpp"
@@ -248,7 +249,7 @@ void collective_decode(CommunicatorImpl& c, const char* op, std::span<const std:
       collective_bad_argument(c, op, "received a payload that is not a whole number of elements");
     }
     value.resize(bytes.size() / sizeof(E));
-    if (!bytes.empty()) std::memcpy(value.data(), bytes.data(), bytes.size());
+    copy_bytes(value.data(), bytes.data(), bytes.size());
   } else {
     try {
       decode(bytes, value);

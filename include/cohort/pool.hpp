@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "cohort/communicator.hpp"
+#include "cohort/detail/copy.hpp"
 #include "cohort/errors.hpp"
 #include "cohort/serialization.hpp"
 #include "cohort/spawn.hpp"
@@ -154,7 +155,7 @@ class FrameReader {
       using V = typename R::value_type;
       if (len % sizeof(V) != 0) corrupt();
       R r(len / sizeof(V), V{});
-      if (len != 0) std::memcpy(r.data(), payload.data(), len);
+      copy_bytes(r.data(), payload.data(), len);
       out.value = std::move(r);
     } else {
       R r{};

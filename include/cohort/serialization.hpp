@@ -59,6 +59,7 @@
 #include <cereal/types/vector.hpp>
 #include <cereal/version.hpp>
 
+#include "cohort/detail/copy.hpp"
 #include "cohort/detail/p2p_traits.hpp"
 
 namespace cohort::detail {
@@ -88,7 +89,7 @@ class CerealWriter : public cereal::OutputArchive<CerealWriter, cereal::AllowEmp
   }
   void saveBinary(const void* data, std::size_t size) {
     if (out_->size() - at_ < size) [[unlikely]] grow(size);
-    if (size != 0) std::memcpy(out_->data() + at_, data, size);  // an empty vector's data() is null
+    copy_bytes(out_->data() + at_, data, size);  // an empty vector's data() is null: fine
     at_ += size;
   }
   /// Cuts the vector to the bytes written.
@@ -113,7 +114,7 @@ class CerealReader : public cereal::InputArchive<CerealReader, cereal::AllowEmpt
   }
   void loadBinary(void* data, std::size_t size) {
     if (size > static_cast<std::size_t>(end_ - at_)) [[unlikely]] too_short(size);
-    if (size != 0) std::memcpy(data, at_, size);
+    copy_bytes(data, at_, size);
     at_ += size;
   }
   [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - at_); }

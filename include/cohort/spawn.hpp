@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "cohort/communicator.hpp"
+#include "cohort/detail/copy.hpp"
 #include "cohort/errors.hpp"
 #include "cohort/serialization.hpp"
 
@@ -115,7 +116,7 @@ R get_result(const std::vector<std::byte>& bytes, int rank) {
                          std::to_string(bytes.size()) + " bytes, not a whole number of elements");
     }
     R r(bytes.size() / sizeof(V), V{});
-    if (!bytes.empty()) std::memcpy(r.data(), bytes.data(), bytes.size());
+    detail::copy_bytes(r.data(), bytes.data(), bytes.size());
     return r;
   } else {
     R r{};

@@ -1,11 +1,11 @@
-// The vector copy behind copy_bytes() (copy.hpp).
+// The vector copy behind copy_bytes() (cohort/detail/copy.hpp).
 #include "runtime/transport/copy.hpp"
 
 #if defined(__x86_64__)
 #include <emmintrin.h>
 #endif
 
-namespace cohort::transport::copy_detail {
+namespace cohort::detail {
 
 void copy_vectors(std::byte* dst, const std::byte* src, std::size_t bytes) noexcept {
   std::size_t i = 0;
@@ -25,4 +25,4 @@ void copy_vectors(std::byte* dst, const std::byte* src, std::size_t bytes) noexc
   if (i < bytes) std::memcpy(dst + i, src + i, bytes - i);
 }
 
-}  // namespace cohort::transport::copy_detail
+}  // namespace cohort::detail

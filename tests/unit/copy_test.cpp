@@ -1,4 +1,4 @@
-// transport::copy_bytes (runtime/transport/copy.hpp): memcpy with glibc's slow `rep movsb` case
+// copy_bytes (cohort/detail/copy.hpp, runtime/transport/copy.hpp): memcpy with glibc's slow `rep movsb` case
 // (destination 1-63 bytes past the source modulo 4 KiB, AMD Zen) taken by a vector loop. The
 // speed is measured in bench/, never here; these tests pin which copies take the vector path
 // and that every path copies exactly the bytes asked for, no more.
