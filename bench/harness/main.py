@@ -54,7 +54,7 @@ def print_table(rows: list[dict], notes: list[str]) -> None:
                 ratio = f"{cohort['value'] / b['value']:.3f}"
             print(f"{suite:8} {bench:28} {np:>4} {nbytes:>9}  {c_txt:>12}  {b_txt:>22}  {ratio:>8}")
     print("\nratio = Cohort / baseline (medians); lower is better for us, ms and MB, higher for "
-          "GB/s, msg/s, tasks/s and ratio.")
+          "GB/s, msg/s, tasks/s and ratio (except cereal_struct_over_8b, a slowdown: lower is better).")
     for n in notes:
         print(f"note: {n}")
 

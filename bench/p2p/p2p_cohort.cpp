@@ -3,7 +3,8 @@
 // latency: ping-pong, one-way µs. bandwidth: windows of 64 isends then a 4-byte ack, GB/s.
 // message_rate: the same with BYTES-sized messages, msg/s. latency_cereal_struct: ping-pong of a
 // small cereal-serialized struct. latency_vector_double_1000: ping-pong of a std::vector<double>
-// of 1000 elements received into a std::vector.
+// of 1000 elements received into a std::vector. cereal_struct_over_8b: the struct's latency over
+// the 8 B latency, both measured in this one run in alternating blocks (p2p_common.hpp).
 #include <cstring>
 #include <vector>
 
@@ -53,6 +54,12 @@ double latency_of(cohort::Communicator& c, const Args& a, T value) {
   return (p2p_bench::now_us() - t0) / a.iterations / 2;
 }
 
+double struct_over_8b(cohort::Communicator& c, const Args& a) {
+  return p2p_bench::alternating_ratio(
+      a, [&](const Args& b) { return latency_of(c, b, p2p_bench::sample_particle()); },
+      [&](const Args& b) { return latency(c, b); });
+}
+
 // Returns seconds per window.
 double windows(cohort::Communicator& c, const Args& a) {
   // One buffer for the whole window, as OSU's osu_bw and osu_mbw_mr do.
@@ -95,6 +102,9 @@ int main(int argc, char** argv) {
   } else if (a.bench == "latency_vector_double_1000") {
     a.bytes = 8000;
     value = latency_of(c, a, std::vector<double>(1000, 1.5));
+  } else if (a.bench == "cereal_struct_over_8b") {
+    value = struct_over_8b(c, a);
+    unit = "ratio";
   } else if (a.bench == "bandwidth") {
     value = static_cast<double>(a.bytes) * kWindow / windows(c, a) * 1e-9;
     unit = "GB/s";

@@ -76,6 +76,10 @@ double latency_cereal(const Args& a) {
   return (p2p_bench::now_us() - t0) / a.iterations / 2;
 }
 
+double struct_over_8b(const Args& a) {
+  return p2p_bench::alternating_ratio(a, latency_cereal, latency);
+}
+
 double latency_vector(const Args& a) {
   std::vector<double> v(1000, 1.5);
   int peer = 1 - rank_;
@@ -131,6 +135,9 @@ int main(int argc, char** argv) {
   } else if (a.bench == "latency_vector_double_1000") {
     a.bytes = 8000;
     value = latency_vector(a);
+  } else if (a.bench == "cereal_struct_over_8b") {
+    value = struct_over_8b(a);
+    unit = "ratio";
   } else if (a.bench == "bandwidth") {
     value = static_cast<double>(a.bytes) * kWindow / windows(a) * 1e-9;
     unit = "GB/s";
