@@ -28,6 +28,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <exception>
@@ -68,8 +71,34 @@ Engine::Engine(const transport::Segment& segment, int self, bool oversubscribed)
       // waits also use the oversubscribed WaitPolicy (short spin, then yield) when ranks
       // outnumber the cpus this rank may run on.
       waiter_(segment, self, oversubscribed || segment.ranks() > online_cpus()),
-      self_(self) {
+      self_(self),
+      pid_(::getpid()) {
   waiter_.count_wait_time(false);  // statistics: time in collectives counts as collective_ns
+  announced.assign(static_cast<std::size_t>(segment.ranks()), 0);
+  if (const char* v = std::getenv("COHORT_CMA"); v != nullptr && v[0] == '0') cross_memory_ = false;
+  if (cross_memory_) transport::allow_sibling_access();
+}
+
+transport::CrossMemory Engine::cross_copy(bool to, pid_t peer_pid, int peer_rank, void* remote,
+                                          void* local, std::size_t bytes) {
+  transport::CrossMemory r = transport::CrossMemory::not_permitted;
+  if (injected_failures_ > 0) {
+    --injected_failures_;
+  } else {
+    r = to ? transport::write_to(peer_pid, remote, local, bytes)
+           : transport::read_from(peer_pid, remote, local, bytes);
+  }
+  if (r != transport::CrossMemory::done && r != transport::CrossMemory::peer_gone) {
+    cross_memory_ = false;
+    if (const char* d = std::getenv("COHORT_DEBUG"); d != nullptr && d[0] == '1') {
+      std::fprintf(stderr,
+                   "cohort debug: rank %d: copying %zu B %s world rank %d's memory (pid %d): %s; "
+                   "this rank's two-rank broadcasts go through shared memory from now on\n",
+                   self_, bytes, to ? "into" : "from", peer_rank, static_cast<int>(peer_pid),
+                   transport::describe(r));
+    }
+  }
+  return r;
 }
 
 namespace {
@@ -82,6 +111,9 @@ const char* kind_name(std::uint16_t k) { return transport::collective_kind_name(
 
 constexpr std::uint16_t kFlagInline = 1;
 constexpr std::uint16_t kFlagError = 2;  // a root found a mismatch: its readers throw too
+// A two-rank broadcast's publication (broadcast_pair): the inline bytes hold a PairInfo, the
+// payload is not inline (it crosses address spaces, or goes through the staging chunks named).
+constexpr std::uint16_t kFlagPair = 4;
 
 struct Descriptor {
   Kind kind;
@@ -98,6 +130,7 @@ struct Incoming {
   std::uint64_t length = 0;
   std::byte* dest = nullptr;           // copy target (copying collectives)
   bool check_total = true;             // compare the stream's size with expect_total
+  bool pair = false;                   // expect a broadcast_pair publication (kFlagPair)
   std::uint64_t expect_total = 0;
   // State.
   bool opened = false;
@@ -169,6 +202,7 @@ class Call {
   [[nodiscard]] int world(int r) const noexcept { return comm_.world_rank(r); }
   [[nodiscard]] Kind kind() const noexcept { return kind_; }
   [[nodiscard]] detail::CommunicatorImpl& comm() const noexcept { return comm_; }
+  [[nodiscard]] Engine& engine() const noexcept { return engine_; }
 
   [[nodiscard]] std::string where() const {
     return fmt::format("rank {}: {} on communicator {} (collective call #{})", me_,
@@ -218,9 +252,16 @@ class Call {
         lost, [this](int p) { throw_lost(p); });
   }
 
-  int first_dead(const std::vector<int>& world_ranks) const {
+  /// The first of `world_ranks` (readers of this rank's publications) that has exited or died
+  /// owing a read: it will never release it. (A reader that released all it was announced and
+  /// then exited is not lost, even if the wait's other readers have not released yet.)
+  int lost_reader(const std::vector<int>& world_ranks) const {
     for (int w : world_ranks) {
-      if (!segment_.alive(w)) return w;
+      if (!segment_.alive(w) &&
+          area_.released(w, engine_.self()).load(std::memory_order_acquire) <
+              engine_.announced[static_cast<std::size_t>(w)]) {
+        return w;
+      }
     }
     return -1;
   }
@@ -243,17 +284,14 @@ class Call {
                     std::span<const int> readers, std::uint64_t first_chunk,
                     std::uint32_t chunk_bytes, std::uint16_t extra_flags = 0) {
     const int self = engine_.self();
-    auto& consumed = area_.main_consumed(self, main_).value;
     auto& expected = engine_.main_expected[main_];
     auto& main_readers = engine_.main_readers[main_];
-    if (consumed.load(std::memory_order_acquire) < expected) {
-      wait([&] { return consumed.load(std::memory_order_acquire) >= expected; },
-           [&] { return first_dead(main_readers); });
-    }
+    wait_main_free();
     transport::CollectiveMain& m = area_.main(self, main_);
     m.step = 0;
     m.kind = static_cast<std::uint16_t>(d.kind);
-    m.flags = static_cast<std::uint16_t>((inline_data != nullptr ? kFlagInline : 0) | extra_flags);
+    const bool is_inline = inline_data != nullptr && (extra_flags & kFlagPair) == 0;
+    m.flags = static_cast<std::uint16_t>((is_inline ? kFlagInline : 0) | extra_flags);
     m.root = d.root;
     m.op_id = d.op_id;
     m.bytes = d.bytes;
@@ -274,7 +312,10 @@ class Call {
     }
     main_readers.clear();
     for (int r : readers) main_readers.push_back(world(r));
-    for (int w : main_readers) notify(w);
+    for (int w : main_readers) {
+      ++engine_.announced[static_cast<std::size_t>(w)];
+      notify(w);
+    }
   }
 
   /// Publishes `bytes` (<= kCollectiveInlineBytes) inline in this call's main line for `readers`
@@ -313,6 +354,34 @@ class Call {
            engine_.main_expected[main_];
   }
 
+  /// Waits until every reader of this rank's last publication in this call's main line has
+  /// released it.
+  void wait_main_free() {
+    if (!main_free()) {
+      wait([&] { return main_free(); }, [&] { return lost_reader(engine_.main_readers[main_]); });
+    }
+  }
+
+  /// The step word of this rank's main line (broadcast_pair: the root's outcome), set after
+  /// publication; wakes communicator rank `reader` if it sleeps.
+  void set_step(std::uint32_t v, int reader) {
+    std::atomic_ref<std::uint32_t>(area_.main(engine_.self(), main_).step)
+        .store(v, std::memory_order_seq_cst);
+    notify(world(reader));
+  }
+
+  /// Waits until communicator rank `peer` sets the step word of its publication in this call's
+  /// main line (which this rank has opened and not released); returns it.
+  std::uint32_t wait_step(int peer) {
+    const int w = world(peer);
+    std::atomic_ref<std::uint32_t> step(area_.main(w, main_).step);
+    if (step.load(std::memory_order_acquire) == 0) {
+      wait([&] { return step.load(std::memory_order_acquire) != 0; },
+           [&] { return segment_.alive(w) ? -1 : w; }, w);
+    }
+    return step.load(std::memory_order_acquire);
+  }
+
   [[nodiscard]] bool slot_free(std::uint64_t g) const {
     std::size_t s = area_.slot_of(g);
     return area_.slot_consumed(engine_.self(), s).value.load(std::memory_order_acquire) >=
@@ -322,7 +391,7 @@ class Call {
   void wait_slot_free(std::uint64_t g) {
     if (slot_free(g)) return;
     std::size_t s = area_.slot_of(g);
-    wait([&] { return slot_free(g); }, [&] { return first_dead(engine_.slot_readers[s]); });
+    wait([&] { return slot_free(g); }, [&] { return lost_reader(engine_.slot_readers[s]); });
   }
 
   /// Writes global chunk `g` (slot must be free) and announces it to `readers` (comm ranks).
@@ -344,7 +413,10 @@ class Call {
     auto& wr = engine_.slot_readers[s];
     wr.clear();
     for (int r : readers) wr.push_back(world(r));
-    for (int w : wr) notify(w);
+    for (int w : wr) {
+      ++engine_.announced[static_cast<std::size_t>(w)];
+      notify(w);
+    }
   }
 
   /// Starts a publication: inline in the main lines when small, else announces the chunks.
@@ -421,7 +493,7 @@ class Call {
     if (m.kind != static_cast<std::uint16_t>(expect.kind) || m.root != expect.root ||
         m.op_id != expect.op_id || m.elem_bytes != expect.elem_bytes ||
         (in.check_total && m.bytes != in.expect_total) || in.offset + in.length > m.bytes ||
-        (m.flags & kFlagError) != 0) [[unlikely]] {
+        (m.flags & (kFlagError | kFlagPair)) != (in.pair ? kFlagPair : 0)) [[unlikely]] {
       check_descriptor(in, expect, m);
     }
     in.opened = true;
@@ -468,6 +540,13 @@ class Call {
                                            "inconsistently (its own error names them)",
                                            where(), in.peer));
     }
+    if (((m.flags & kFlagPair) != 0) != in.pair) {
+      throw CollectiveMismatch(fmt::format(
+          "{}: rank {} called the {} form of this broadcast, this rank the {} one; a blocking "
+          "broadcast matches a blocking one only, and ibroadcast an ibroadcast",
+          where(), in.peer, in.pair ? "non-blocking" : "blocking",
+          in.pair ? "blocking" : "non-blocking"));
+    }
   }
 
   /// The main line of communicator rank `peer` for this call, once its token is there: a wait
@@ -488,6 +567,10 @@ class Call {
   /// reader wakes the publisher (the only one whose read can end its wait).
   /// (`last` is the publication's wake_at, read while it is still ours to read.)
   void release(int w, transport::CollectiveCounter& counter, std::uint64_t last) const {
+    // First the count lost_reader() reads (this rank's own line: a plain increment), then the
+    // counter the publisher waits on (its seq_cst RMW orders the increment before it).
+    auto& mine = area_.released(engine_.self(), w);
+    mine.store(mine.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (counter.value.fetch_add(1, std::memory_order_seq_cst) + 1 == last) notify(w);
   }
 
@@ -597,7 +680,7 @@ class Call {
 
   [[nodiscard]] int exchange_lost(const Outgoing* out, const std::vector<Incoming>& ins) const {
     if (out != nullptr && out->next < out->chunks) {
-      int w = first_dead(engine_.slot_readers[area_.slot_of(out->first + out->next)]);
+      int w = lost_reader(engine_.slot_readers[area_.slot_of(out->first + out->next)]);
       if (w >= 0) return w;
     }
     for (const Incoming& in : ins) {
@@ -699,6 +782,130 @@ Incoming incoming(int peer, std::uint64_t offset, std::uint64_t length, void* de
 
 // ---- broadcast --------------------------------------------------------------------------------
 
+/// Two-rank broadcasts at least this large copy across address spaces (broadcast_pair). Below
+/// it, one staging chunk costs less than the extra hand-off (np=2 on the 2-core host: the raw
+/// split copy took 1.3-2.0 us at 16-32 KiB against 1.8-4.7 us through staging).
+inline constexpr std::uint64_t kPairCopyMinBytes = 32 * 1024;
+
+/// What each rank of a two-rank broadcast publishes in its main line's inline bytes.
+struct PairInfo {
+  std::int32_t pid = 0;
+  std::uint32_t copy = 0;  // root: offers to copy across address spaces; reader: accepts
+  std::uint64_t address = 0;
+};
+static_assert(sizeof(PairInfo) <= kCollectiveInlineBytes);
+
+// Step words (Call::set_step) once a rank's half is done: bit 0 set when its copy succeeded.
+// The root's also says what it staged: kStagedLow [0, split), kStagedHigh [split, bytes).
+constexpr std::uint32_t kCopied = 1;
+constexpr std::uint32_t kRefused = 2;
+constexpr std::uint32_t kStagedLow = 4;
+constexpr std::uint32_t kStagedHigh = 8;
+
+PairInfo read_pair_info(const transport::CollectiveMain& m) {
+  PairInfo p;
+  std::memcpy(&p, m.inline_data, sizeof p);
+  return p;
+}
+
+/// A broadcast between two ranks of `bytes` >= kPairCopyMinBytes: both ranks copy, each half of
+/// the payload, straight between the two buffers, at the same time: the reader reads [0, split)
+/// from the root's buffer, the root writes [split, bytes) into the reader's (process_vm_readv /
+/// process_vm_writev). One copy of each byte instead of two (into staging and out of it), on
+/// both cores at once. Protocol (main lines of this call; step words, Call::set_step):
+///   root:   publishes PairInfo{pid, offer, &data} and the chunk numbers of a staged stream
+///           (used only for what a refused copy leaves out); reads the reader's PairInfo; if it
+///           accepted, writes its half, waits for the reader's step, and sets its own step to
+///           say which halves it stages; if not, stages everything. Returns once the reader
+///           released its line (the reader no longer reads `data`).
+///   reader: reads the root's PairInfo; publishes PairInfo{pid, accept, &data}; if it accepted,
+///           reads its half, sets its step, waits for the root's; reads the staged chunks,
+///           releases the root's line.
+/// A copy the kernel refuses (seccomp, Yama, a non-dumpable rank) turns the rank's offer off
+/// for good (Engine::cross_copy) and its half goes through the staging chunks in that call; the
+/// ranks agree through the step words, so nothing is lost or read twice.
+void broadcast_pair(Call& call, std::byte* data, std::uint64_t bytes, const Descriptor& d) {
+  Engine& engine = call.engine();
+  const int peer = 1 - call.me();
+  const int peer_world = call.world(peer);
+  const std::uint64_t split = (bytes / 2) & ~std::uint64_t{4095};  // page-aligned halves
+  PairInfo mine{static_cast<std::int32_t>(engine.pid()), engine.cross_memory() ? 1u : 0u,
+                reinterpret_cast<std::uint64_t>(data)};
+  const int readers[] = {peer};
+  auto copied = [&](transport::CrossMemory r) {
+    if (r == transport::CrossMemory::peer_gone) call.throw_lost(peer_world);
+    return r == transport::CrossMemory::done;
+  };
+  if (call.me() == d.root) {
+    Outgoing& out = scratch_outgoing();
+    out.data = data;
+    out.d = d;
+    out.chunk_bytes = call.chunk_size(1);
+    out.chunks = (bytes + out.chunk_bytes - 1) / out.chunk_bytes;
+    out.first = engine.next_chunk;
+    engine.next_chunk += out.chunks;
+    call.publish_main(d, &mine, sizeof mine, readers, out.first, out.chunk_bytes, kFlagPair);
+    const transport::CollectiveMain& m = call.wait_main(peer);
+    Incoming theirs_in = incoming(peer, 0, 0, nullptr, bytes);
+    theirs_in.pair = true;
+    call.open(theirs_in, d, m);
+    const PairInfo theirs = read_pair_info(m);
+    std::uint32_t staged = kStagedLow | kStagedHigh;
+    if (theirs.copy != 0) {
+      const bool wrote = copied(engine.cross_copy(
+          true, theirs.pid, peer_world, reinterpret_cast<std::byte*>(theirs.address) + split,
+          data + split, bytes - split));
+      const bool read = (call.wait_step(peer) & kCopied) != 0;
+      staged = (read ? 0 : kStagedLow) | (wrote ? 0 : kStagedHigh);
+      if (staged == 0) engine.count_cross_memory_call();
+      call.set_step((wrote ? kCopied : kRefused) | staged, peer);
+    }
+    call.release_main(peer, m);
+    // Stage what the copies left out: [lo, hi) of the payload, chunk by chunk.
+    const std::uint64_t lo = (staged & kStagedLow) != 0 ? 0 : split;
+    const std::uint64_t hi = (staged & kStagedHigh) != 0 ? bytes : split;
+    if (lo < hi) {
+      out.ranges.assign(2, {lo, hi - lo});
+      out.next = lo / out.chunk_bytes;
+      out.chunks = (hi + out.chunk_bytes - 1) / out.chunk_bytes;
+      while (out.next < out.chunks) call.write_next_blocking(out);
+    }
+    call.wait_main_free();  // the reader is done with `data` (and the staged chunks)
+    return;
+  }
+  const transport::CollectiveMain& m = call.wait_main(peer);
+  Incoming in = incoming(peer, 0, bytes, data, bytes);
+  in.pair = true;
+  call.open(in, d, m);
+  const PairInfo theirs = read_pair_info(m);
+  // (The distance between the buffers that makes glibc's memcpy slow, cohort/detail/copy.hpp,
+  // does not make the kernel's copy slow here: 1 MiB read from 16 bytes past the page offset
+  // took 1.1-1.3x the time at the same offset, against ~15x for `rep movsb` in user space.)
+  mine.copy = theirs.copy != 0 && mine.copy != 0 ? 1u : 0u;
+  call.publish_main(d, &mine, sizeof mine, readers, 0, 0, kFlagPair);
+  std::uint32_t staged = kStagedLow | kStagedHigh;
+  if (mine.copy != 0) {
+    const bool read = copied(engine.cross_copy(
+        false, theirs.pid, peer_world, reinterpret_cast<std::byte*>(theirs.address), data, split));
+    call.set_step(read ? kCopied : kRefused, peer);
+    staged = call.wait_step(peer) & (kStagedLow | kStagedHigh);
+    if (staged == 0) engine.count_cross_memory_call();
+  }
+  const std::uint64_t lo = (staged & kStagedLow) != 0 ? 0 : split;
+  const std::uint64_t hi = (staged & kStagedHigh) != 0 ? bytes : split;
+  if (lo < hi) {
+    in.offset = lo;
+    in.length = hi - lo;
+    in.dest = data + lo;
+    call.open(in, d, m);  // the chunk range of [lo, hi)
+    for (std::uint64_t c = in.next; c < in.end; ++c) {
+      call.copy_chunk(in, c, call.wait_chunk(in, c));
+      call.release_chunk(in, c);
+    }
+  }
+  call.release_main(peer, m);  // done with the root's buffer and line
+}
+
 void broadcast_impl(detail::CommunicatorImpl& comm, void* data, std::size_t bytes, int root,
                     Kind kind) {
   Call call(comm, kind);
@@ -715,6 +922,10 @@ void broadcast_impl(detail::CommunicatorImpl& comm, void* data, std::size_t byte
       Incoming in = incoming(root, 0, bytes, data, bytes);
       call.read_inline(in, d, [&](const std::byte* p) { copy_bytes(data, p, bytes); });
     }
+    return;
+  }
+  if (call.n() == 2 && bytes >= kPairCopyMinBytes) {
+    broadcast_pair(call, static_cast<std::byte*>(data), bytes, d);
     return;
   }
   auto& ins = scratch<Incoming>();
@@ -961,7 +1172,10 @@ void allreduce_segments(Call& call, std::vector<Incoming>& ins, const std::byte*
     h.wake_at = engine.slot_expected[s];
     h.chunk.store(g + 1, std::memory_order_seq_cst);
     engine.slot_readers[s] = peer_world;
-    for (int w : peer_world) call.notify(w);
+    for (int w : peer_world) {
+      engine.announced[static_cast<std::size_t>(w)] += 2;
+      call.notify(w);
+    }
   };
   // Combines this rank's segment of chunk c in rank order, publishes it over the slot's segment.
   auto reduce_segment = [&](std::uint64_t c) {

@@ -10,12 +10,15 @@
 // root, bytes, element size, reduction id) against their own and throw CollectiveMismatch.
 #pragma once
 
+#include <sys/types.h>
+
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "runtime/transport/collective_area.hpp"
+#include "runtime/transport/cross_memory.hpp"
 #include "runtime/transport/segment.hpp"
 #include "runtime/transport/waiter.hpp"
 
@@ -47,6 +50,25 @@ class Engine {
   std::uint64_t next_chunk = 0;           // global number of the next chunk this rank publishes
   std::array<std::uint64_t, transport::kCollectiveMaxSlots> slot_expected{};
   std::array<std::vector<int>, transport::kCollectiveMaxSlots> slot_readers;
+  /// Per world rank: reads of this rank's publications announced to it so far (compared with
+  /// the area's released() count when that rank has exited: Call::lost_reader).
+  std::vector<std::uint64_t> announced;
+
+  // Copies across address spaces (two-rank broadcasts, see broadcast_pair in collectives.cpp).
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  /// Whether this rank offers to copy straight from / into its peer's buffer: on unless
+  /// COHORT_CMA=0, off for good after a copy the kernel did not permit.
+  [[nodiscard]] bool cross_memory() const noexcept { return cross_memory_; }
+  /// Tests: turn the offer on or off; make this rank's next `count` copies fail as not permitted.
+  void allow_cross_memory(bool on) noexcept { cross_memory_ = on; }
+  void inject_cross_memory_failures(int count) noexcept { injected_failures_ = count; }
+  /// Copies through transport::read_from / write_to (to: false reads from the peer). Anything
+  /// but `done` or `peer_gone` turns cross_memory() off (one COHORT_DEBUG=1 line says why).
+  transport::CrossMemory cross_copy(bool to, pid_t peer_pid, int peer_rank, void* remote,
+                                    void* local, std::size_t bytes);
+  /// Broadcasts whose data crossed with cross_copy (tests, COHORT_DEBUG=1).
+  [[nodiscard]] std::uint64_t cross_memory_calls() const noexcept { return cross_memory_calls_; }
+  void count_cross_memory_call() noexcept { ++cross_memory_calls_; }
 
   /// Non-blocking collectives in flight. Every collective wait advances them (a peer may need
   /// this rank to consume its earlier publication before it can publish what we wait for).
@@ -64,6 +86,10 @@ class Engine {
   transport::Waiter waiter_;
   int self_;
   bool progressing_ = false;
+  pid_t pid_;
+  bool cross_memory_ = true;
+  int injected_failures_ = 0;
+  std::uint64_t cross_memory_calls_ = 0;
 };
 
 }  // namespace cohort::collectives

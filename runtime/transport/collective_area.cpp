@@ -18,7 +18,10 @@ std::size_t collective_slots(int ranks) {
 }
 
 std::size_t collective_block_bytes(int ranks) {
-  return CollectiveArea::kSlotData + collective_slots(ranks) * collective_chunk_bytes(ranks);
+  const std::size_t released = (static_cast<std::size_t>(ranks) * 8 + kCacheLine - 1) /
+                               kCacheLine * kCacheLine;
+  return CollectiveArea::kSlotData + collective_slots(ranks) * collective_chunk_bytes(ranks) +
+         released;
 }
 
 std::size_t collective_area_bytes(int ranks) {
@@ -38,6 +41,7 @@ void format_collective_area(std::span<std::byte> area, int ranks) {
       new (&view.slot(r, s)) CollectiveSlotHeader{};
       new (&view.slot_consumed(r, s)) CollectiveCounter{};
     }
+    for (int p = 0; p < ranks; ++p) new (&view.released(r, p)) std::atomic<std::uint64_t>{0};
   }
 }
 

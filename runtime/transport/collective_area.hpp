@@ -19,8 +19,14 @@
 //     +13312  slot_consumed[kMaxSlots]  1 line each: bumped by each reader of the slot's chunk
 //     +14336  data[slots(ranks)][chunk_bytes(ranks)]  staging buffers (payloads above the inline
 //                                size are pipelined through them in chunks)
+//     then    released[ranks]    8 bytes each, rounded up to a line: how many of rank p's
+//                                publications (main lines and chunks) this rank has released,
+//                                written by this rank only. A publisher waiting for its readers
+//                                compares it with what it announced to a reader that has exited,
+//                                so that a reader which released everything and then exited is
+//                                not taken for one that never will (Call::lost_reader).
 //
-// Memory per rank: 14 KiB + slots(ranks) x chunk_bytes(ranks):
+// Memory per rank: 14 KiB + slots(ranks) x chunk_bytes(ranks) + 8 x ranks (rounded to 64):
 //   up to 8 ranks   16 x 128 KiB = 2 MiB   (16.1 MiB for an 8-rank job)
 //   up to 16 ranks   8 x 64 KiB = 512 KiB  (8.2 MiB for a 16-rank job)
 //   up to 64 ranks   4 x 32 KiB = 128 KiB  (8.9 MiB for a 64-rank job)
@@ -132,6 +138,11 @@ class CollectiveArea {
   }
   [[nodiscard]] std::byte* slot_data(int rank, std::size_t s) const noexcept {
     return block(rank) + kSlotData + s * chunk_bytes_;
+  }
+  /// How many reads of world rank `publisher`'s publications world rank `reader` has released.
+  [[nodiscard]] std::atomic<std::uint64_t>& released(int reader, int publisher) const noexcept {
+    return reinterpret_cast<std::atomic<std::uint64_t>*>(
+        block(reader) + kSlotData + slots_ * chunk_bytes_)[publisher];
   }
 
   static constexpr std::size_t kMainConsumed = kCollectiveMains * sizeof(CollectiveMain);

@@ -96,6 +96,28 @@ TEST(Mismatch, BroadcastCountsDiffer) {
   }
 }
 
+TEST(Mismatch, BroadcastBlockingMatchedWithNonBlocking) {
+  // Two ranks, 1 MiB: the blocking broadcast copies across address spaces, ibroadcast stages.
+  auto& w = world();
+  if (w.size() != 2) GTEST_SKIP();
+  std::vector<char> v(1 << 20, 'x');
+  if (w.rank() == 1) {
+    try {
+      w.broadcast(std::span(v), 0);
+      FAIL() << "no error";
+    } catch (const cohort::CollectiveMismatch& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("rank 0 called the non-blocking form of this "
+                                                 "broadcast, this rank the blocking one"));
+    }
+  } else {
+    auto req = w.ibroadcast(std::span(v), 0);
+    try {
+      req.wait();  // the root cannot see the mismatch; its staged chunks fit the ring
+    } catch (const cohort::PeerLost&) {
+    }
+  }
+}
+
 TEST(Mismatch, GathervCountsDiffer) {
   auto& w = world();
   if (w.size() < 2) GTEST_SKIP();

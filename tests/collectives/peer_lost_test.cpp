@@ -3,8 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <thread>
 #include <vector>
 
 #include <cohort/cohort.hpp>
@@ -52,6 +54,25 @@ TEST(PeerLost, CollectivesWithAnExitedRankThrow) {
   lost_names_gone([&] { (void)w.allgather(small); }, "allgather");
   std::vector<int> parts(static_cast<std::size_t>(w.size()), 1);
   lost_names_gone([&] { (void)w.scatter(parts, gone); }, "scatter");
+}
+
+// Run on its own (ctest collectives_peer_lost_test.released_then_left.np3): a publisher waiting
+// for its readers to release a line must not take a reader that released everything it was
+// given and then exited for one that never will, while another reader is merely late. (Before
+// the released() counts, rank 0 threw PeerLost naming rank 1 at its 65th broadcast.)
+TEST(PeerLostLate, AReaderThatReleasedEverythingAndLeftIsNotLost) {
+  auto& w = cohort::testing::env().world();
+  if (w.size() != 3) GTEST_SKIP();
+  w.barrier();  // call #0, main line 0
+  constexpr int kMains = 64;  // transport::kCollectiveMains: call #65 reuses call #1's line
+  if (w.rank() == 2) std::this_thread::sleep_for(std::chrono::milliseconds(300));  // late reader
+  const int calls = w.rank() == 1 ? kMains : kMains + 1;
+  for (int i = 1; i <= calls; ++i) {
+    int x = w.rank() == 0 ? i * 7 : -1;
+    w.broadcast(x, 0);  // inline: the root publishes and returns, the readers release
+    ASSERT_EQ(x, i * 7) << "call #" << i;
+  }
+  if (w.rank() == 1) std::_Exit(0);  // released calls #1..#64, leaves before #65
 }
 
 }  // namespace

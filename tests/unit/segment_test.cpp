@@ -46,8 +46,30 @@ TEST(CollectiveArea, StagingSlotsFitTheirHeadersAndBlocks) {
     EXPECT_GE(slots, 2u) << n;
     EXPECT_LE(slots, kCollectiveMaxSlots) << n;
     EXPECT_EQ(collective_chunk_bytes(n) % kCacheLine, 0u) << n;
-    EXPECT_EQ(collective_block_bytes(n), CollectiveArea::kSlotData + slots * collective_chunk_bytes(n));
+    const std::size_t released = (static_cast<std::size_t>(n) * 8 + kCacheLine - 1) / kCacheLine * kCacheLine;
+    EXPECT_EQ(collective_block_bytes(n),
+              CollectiveArea::kSlotData + slots * collective_chunk_bytes(n) + released);
     EXPECT_EQ(collective_block_bytes(n) % kCacheLine, 0u) << n;
+  }
+}
+
+TEST(CollectiveArea, ReleasedCountsAreEachRanksOwnAndInsideItsBlock) {
+  for (int n : {1, 2, 7, 8, 9, 64}) {
+    std::vector<std::byte> memory(collective_area_bytes(n));
+    format_collective_area(memory, n);
+    CollectiveArea area(memory, n);
+    for (int r = 0; r < n; ++r) {
+      for (int p = 0; p < n; ++p) {
+        auto* at = reinterpret_cast<std::byte*>(&area.released(r, p));
+        EXPECT_GE(at, area.slot_data(r, collective_slots(n) - 1) + collective_chunk_bytes(n)) << n;
+        EXPECT_LE(at + 8, memory.data() + kCacheLine + static_cast<std::size_t>(r + 1) * collective_block_bytes(n));
+        EXPECT_EQ(area.released(r, p).load(), 0u);
+        area.released(r, p).store(static_cast<std::uint64_t>(r * 1000 + p));
+      }
+    }
+    for (int r = 0; r < n; ++r) {
+      for (int p = 0; p < n; ++p) EXPECT_EQ(area.released(r, p).load(), static_cast<std::uint64_t>(r * 1000 + p));
+    }
   }
 }
 
