@@ -783,8 +783,9 @@ Incoming incoming(int peer, std::uint64_t offset, std::uint64_t length, void* de
 // ---- broadcast --------------------------------------------------------------------------------
 
 /// Two-rank broadcasts at least this large copy across address spaces (broadcast_pair). Below
-/// it, one staging chunk costs less than the extra hand-off (np=2 on the 2-core host: the raw
-/// split copy took 1.3-2.0 us at 16-32 KiB against 1.8-4.7 us through staging).
+/// it, one staging chunk costs less than the extra hand-offs (np=2 on the 2-core host, nothing
+/// else running: at 16 KiB the staged broadcast takes 1.0-1.1 us and a bare split copy, before
+/// any protocol, 1.2-1.3 us; at 32 KiB 5.4-5.7 us staged against 2.3-2.6 us for broadcast_pair).
 inline constexpr std::uint64_t kPairCopyMinBytes = 32 * 1024;
 
 /// What each rank of a two-rank broadcast publishes in its main line's inline bytes.
