@@ -109,6 +109,9 @@ bool Runtime::background(void* runtime) {
 }
 
 Runtime::~Runtime() {
+  // The reads this rank released, for publishers that wait on it after it is gone (before the
+  // state store: its release orders them).
+  collectives_->publish_released();
   segment_.slot(info_.rank).state.store(static_cast<std::uint32_t>(transport::RankState::finished),
                                         std::memory_order_release);
   segment_.wake_all();  // peers waiting on this rank re-check and see it finished

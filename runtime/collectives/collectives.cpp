@@ -75,8 +75,15 @@ Engine::Engine(const transport::Segment& segment, int self, bool oversubscribed)
       pid_(::getpid()) {
   waiter_.count_wait_time(false);  // statistics: time in collectives counts as collective_ns
   announced.assign(static_cast<std::size_t>(segment.ranks()), 0);
+  released_to.assign(static_cast<std::size_t>(segment.ranks()), 0);
   if (const char* v = std::getenv("COHORT_CMA"); v != nullptr && v[0] == '0') cross_memory_ = false;
   if (cross_memory_) transport::allow_sibling_access();
+}
+
+void Engine::publish_released() noexcept {
+  for (std::size_t w = 0; w < released_to.size(); ++w) {
+    area_.released(self_, static_cast<int>(w)).store(released_to[w], std::memory_order_relaxed);
+  }
 }
 
 transport::CrossMemory Engine::cross_copy(bool to, pid_t peer_pid, int peer_rank, void* remote,
@@ -254,7 +261,8 @@ class Call {
 
   /// The first of `world_ranks` (readers of this rank's publications) that has exited or died
   /// owing a read: it will never release it. (A reader that released all it was announced and
-  /// then exited is not lost, even if the wait's other readers have not released yet.)
+  /// then ended its Environment is not lost, even if the wait's other readers have not released
+  /// yet. One that died or left without ending it published no counts and is taken as owing.)
   int lost_reader(const std::vector<int>& world_ranks) const {
     for (int w : world_ranks) {
       if (!segment_.alive(w) &&
@@ -567,10 +575,7 @@ class Call {
   /// reader wakes the publisher (the only one whose read can end its wait).
   /// (`last` is the publication's wake_at, read while it is still ours to read.)
   void release(int w, transport::CollectiveCounter& counter, std::uint64_t last) const {
-    // First the count lost_reader() reads (this rank's own line: a plain increment), then the
-    // counter the publisher waits on (its seq_cst RMW orders the increment before it).
-    auto& mine = area_.released(engine_.self(), w);
-    mine.store(mine.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    ++engine_.released_to[static_cast<std::size_t>(w)];  // private; shared when the rank ends
     if (counter.value.fetch_add(1, std::memory_order_seq_cst) + 1 == last) notify(w);
   }
 

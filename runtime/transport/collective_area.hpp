@@ -20,11 +20,12 @@
 //     +14336  data[slots(ranks)][chunk_bytes(ranks)]  staging buffers (payloads above the inline
 //                                size are pipelined through them in chunks)
 //     then    released[ranks]    8 bytes each, rounded up to a line: how many of rank p's
-//                                publications (main lines and chunks) this rank has released,
-//                                written by this rank only. A publisher waiting for its readers
-//                                compares it with what it announced to a reader that has exited,
-//                                so that a reader which released everything and then exited is
-//                                not taken for one that never will (Call::lost_reader).
+//                                publications (main lines and chunks) this rank had released
+//                                when it ended its Environment (written then, by this rank
+//                                only). A publisher waiting for its readers compares it with
+//                                what it announced to a reader that has exited, so that a reader
+//                                which released everything and then exited is not taken for one
+//                                that never will (Call::lost_reader).
 //
 // Memory per rank: 14 KiB + slots(ranks) x chunk_bytes(ranks) + 8 x ranks (rounded to 64):
 //   up to 8 ranks   16 x 128 KiB = 2 MiB   (16.1 MiB for an 8-rank job)
