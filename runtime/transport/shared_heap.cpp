@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <new>
+#include <string>
 #include <type_traits>
 
 #include <fmt/format.h>
@@ -26,6 +27,14 @@ void format_heap_area(std::span<std::byte> area, std::size_t capacity) {
   h->capacity = capacity;
 }
 
+namespace {
+std::string exhausted(std::uint64_t bytes, std::uint64_t left, std::uint64_t capacity) {
+  return fmt::format("shared heap exhausted: {} bytes requested, {} of {} bytes left; start the "
+                     "job with a larger heap (cohortrun --shared-heap BYTES)",
+                     bytes, left, capacity);
+}
+}  // namespace
+
 std::span<std::byte> SharedHeap::attach(std::uint64_t key, std::size_t bytes, std::size_t align,
                                         Init init, const void* init_context) {
   if (key == 0 || align == 0 || (align & (align - 1)) != 0 || align > 4096) {
@@ -47,11 +56,9 @@ std::span<std::byte> SharedHeap::attach(std::uint64_t key, std::size_t bytes, st
           offset = (used + align - 1) / align * align;
           if (offset + bytes > h.capacity) {
             e.bytes = bytes;
+            e.offset = h.capacity - std::min<std::uint64_t>(used, h.capacity);  // what was left
             e.ready.store(2, std::memory_order_release);
-            throw ResourceError(fmt::format(
-                "shared heap exhausted: {} bytes requested, {} of {} bytes left; start the job "
-                "with a larger heap (cohortrun --shared-heap BYTES)",
-                bytes, h.capacity - std::min<std::uint64_t>(used, h.capacity), h.capacity));
+            throw ResourceError(exhausted(bytes, e.offset, h.capacity));
           }
           if (h.used.compare_exchange_weak(used, offset + bytes, std::memory_order_relaxed)) break;
         }
@@ -74,7 +81,9 @@ std::span<std::byte> SharedHeap::attach(std::uint64_t key, std::size_t bytes, st
         }
         ::sched_yield();
       }
-      if (r == 2) throw ResourceError("shared heap exhausted (allocation failed on another rank)");
+      // The same words as on the rank that tried: whichever rank's error ends the job first
+      // tells the user what to do.
+      if (r == 2) throw ResourceError(exhausted(e.bytes, e.offset, header().capacity));
       if (e.bytes != bytes) {
         throw InvalidArgument(fmt::format(
             "shared object created with {} bytes on one rank and {} bytes on another; every rank "
