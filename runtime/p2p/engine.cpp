@@ -14,6 +14,7 @@
 #include "cohort/errors.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/transport/copy.hpp"
+#include "runtime/transport/cross_memory.hpp"
 
 namespace cohort::p2p {
 namespace {
@@ -75,6 +76,8 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
   if (const char* v = std::getenv("COHORT_P2P_STREAM_NT"); v != nullptr && (v[0] == '0' || v[0] == '1')) {
     forced_nt_ = v[0] - '0';
   }
+  if (const char* v = std::getenv("COHORT_CMA"); v != nullptr && v[0] == '0') cross_memory_ = false;
+  if (cross_memory_) transport::allow_sibling_access();
   chunk_ = std::min(chunk_, stream_limit / 2);  // whole-chunk hand-offs need two chunks of room
   if (!segment.trace_area().empty()) {
     trace_ = transport::RankTrace(segment.trace_area(), self);
@@ -92,15 +95,18 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
     in_[ri].stream = transport::StreamConsumer(incoming);
     out_[ri].ring = transport::RingProducer(outgoing);
     out_[ri].stream = transport::StreamProducer(outgoing);
+    in_[ri].pair = incoming;
+    out_[ri].pair = outgoing;
     sources_.push_back(r);
   }
   if (const char* d = std::getenv("COHORT_DEBUG"); d != nullptr && d[0] == '1' && self == 0) {
     const auto& l = boxes_.layout();
     std::fprintf(stderr,
                  "cohort: p2p: %d ranks; per pair: ring %zu B (messages <= %zu B inline), stream "
-                 "%zu B in %zu B chunks (pipelined copy through shared memory; CMA not used); "
-                 "mailbox area %zu B\n",
-                 size, l.ring_bytes, l.eager_max_bytes, stream_limit, chunk_, l.total_bytes);
+                 "%zu B in %zu B chunks (pipelined copy through shared memory); raw messages of "
+                 "%zu B and more: split copy across address spaces (%s); mailbox area %zu B\n",
+                 size, l.ring_bytes, l.eager_max_bytes, stream_limit, chunk_, kSplitMinBytes,
+                 cross_memory_ ? "offered" : "off: COHORT_CMA=0", l.total_bytes);
   }
 }
 
@@ -467,20 +473,26 @@ void Engine::send_local(CommunicatorImpl& comm, int tag, const SendBuffer& b) {
 }
 
 bool Engine::write_frame(Outgoing& o, int tag, std::uint32_t context, const SendBuffer& b,
-                         bool large) noexcept {
+                         bool large, bool split) noexcept {
   transport::FrameMeta meta{tag, context, static_cast<std::uint8_t>(b.format),
                             large ? kLarge : std::uint8_t{0}};
   const bool serialized = b.format != MessageFormat::raw;
-  std::byte prefix[12];
+  std::byte prefix[p2p::kFramePrefixBytes];
   std::size_t prefix_bytes = 0;
   if (large) {
-    std::uint64_t total = b.bytes | (o.stream.nontemporal() ? p2p::kLargeNtBit : 0);
+    std::uint64_t total = b.bytes | (o.stream.nontemporal() ? p2p::kLargeNtBit : 0) |
+                          (split ? p2p::kLargeSplitBit : 0);
     std::memcpy(prefix, &total, sizeof total);
     prefix_bytes = sizeof total;
   }
   if (serialized) {
     std::memcpy(prefix + prefix_bytes, &b.fingerprint, sizeof b.fingerprint);
     prefix_bytes += sizeof b.fingerprint;
+  }
+  if (split) {  // raw only
+    const auto address = reinterpret_cast<std::uint64_t>(b.data);
+    std::memcpy(prefix + prefix_bytes, &address, sizeof address);
+    prefix_bytes += sizeof address;
   }
   std::span<const std::byte> data = large ? std::span<const std::byte>() : std::span(b.data, b.bytes);
   return o.ring.try_write(meta, {prefix, prefix_bytes}, data);
@@ -504,22 +516,150 @@ bool Engine::push_sends(int dest) {
       o.stream.set_nontemporal(forced_nt_ >= 0 ? forced_nt_ == 1
                                                : b.bytes >= StreamModeChooser::kMinBytes &&
                                                      o.stream.requested_nt());
-      if (!write_frame(o, op.tag, op.comm->context(), b, true)) break;
+      const bool split = cross_memory_ && b.format == MessageFormat::raw && b.bytes >= kSplitMinBytes;
+      if (!write_frame(o, op.tag, op.comm->context(), b, true, split)) break;
       op.header_sent = true;
+      op.stream_from = op.streamed = 0;
+      op.stream_end = b.bytes;
       wrote = true;
+      if (split) {
+        op.split = Operation::Split::offered;
+        ++o.split_offers;
+      }
     }
-    std::size_t n = o.stream.write(b.data + op.streamed, b.bytes - op.streamed, chunk_for(b.bytes));
-    if (n != 0) {
-      op.streamed += n;
-      wrote = true;
+    if (op.split != Operation::Split::none) {
+      if (advance_split(dest, op)) wrote = true;
+      if (op.split != Operation::Split::none) break;  // waits for the receiver
     }
-    if (op.streamed < b.bytes) break;
+    // The stream part: the whole message, or what refused split copies left out (maybe none).
+    if (op.streamed < op.stream_end) {
+      std::size_t n = o.stream.write(b.data + op.streamed, op.stream_end - op.streamed,
+                                     chunk_for(op.stream_end - op.stream_from));
+      if (n != 0) {
+        op.streamed += n;
+        wrote = true;
+      }
+      if (op.streamed < op.stream_end) break;
+    }
     o.queue.pop_front();
     complete_send(op);
   }
   if (o.queue.empty()) --active_sends_;
   if (wrote) segment_.wake(dest);
   return wrote;
+}
+
+// ---- split copies of large raw messages -------------------------------------------------------
+//
+// A raw message of kSplitMinBytes or more is offered as a split copy: its header frame carries
+// the sender's buffer address (frame.hpp). If a posted receive takes it, the receiver answers
+// with its buffer's address (ConsumerLine::split_answer, split_address), then reads the first
+// half, [0, split_at(total)), straight out of the sender's buffer while the sender writes the
+// second half straight into the receiver's (process_vm_readv / process_vm_writev, both cores at
+// once, one copy of each byte). Each says when its half is in (split_read, split_written); the
+// send completes once the receiver no longer reads its buffer, the receive once the sender no
+// longer writes into it. A message nobody has posted for yet (it goes to the unexpected queue),
+// a receive that refuses it, or a rank that does not offer (COHORT_CMA=0) gets the answer
+// "stream it", and the message streams as any large one. A copy the kernel refuses turns this
+// rank's offers off for good and the half it left streams in the same message: the halves'
+// outcomes say which part, [lo, hi), still goes through the stream. One offer per pair is in
+// flight at a time (sends to a destination leave in order), so answers are matched to offers by
+// their number.
+
+bool Engine::split_copy(bool to, int peer, void* remote, void* local, std::size_t bytes) noexcept {
+  transport::CrossMemory r = transport::CrossMemory::not_permitted;
+  if (injected_failures_ > 0) {
+    --injected_failures_;
+  } else {
+    const pid_t pid = segment_.slot(peer).pid.load(std::memory_order_relaxed);
+    r = to ? transport::write_to(pid, remote, local, bytes) : transport::read_from(pid, remote, local, bytes);
+  }
+  if (r == transport::CrossMemory::done) return true;
+  if (r != transport::CrossMemory::peer_gone && cross_memory_) {
+    cross_memory_ = false;
+    if (const char* d = std::getenv("COHORT_DEBUG"); d != nullptr && d[0] == '1') {
+      std::fprintf(stderr,
+                   "cohort debug: rank %d: copying %zu B %s rank %d's memory: %s; this rank's "
+                   "large messages stream through shared memory from now on\n",
+                   self_, bytes, to ? "into" : "from", peer, transport::describe(r));
+    }
+  }
+  return false;
+}
+
+// The sender's side: the queue's front operation, its header frame sent. Returns whether
+// anything moved; op.split is none once the copies are over, with [stream_from, stream_end)
+// what still streams.
+bool Engine::advance_split(int dest, Operation& op) {
+  Outgoing& o = out_[static_cast<std::size_t>(dest)];
+  const SendBuffer& b = op.buffer;
+  const std::size_t half = split_at(b.bytes);
+  bool moved = false;
+  if (op.split == Operation::Split::offered) {
+    const std::uint64_t answer = o.pair.consumer->split_answer.load(std::memory_order_acquire);
+    if ((answer >> 1) != o.split_offers) return false;  // not answered yet
+    if ((answer & 1) == 0) {  // "stream it"
+      op.split = Operation::Split::none;
+      return true;
+    }
+    auto* remote = reinterpret_cast<std::byte*>(o.pair.consumer->split_address.load(std::memory_order_relaxed));
+    op.split_wrote = split_copy(true, dest, remote + half, const_cast<std::byte*>(b.data) + half,
+                                b.bytes - half);
+    o.pair.producer->split_written.store((o.split_offers << 1) | (op.split_wrote ? 1u : 0u),
+                                         std::memory_order_release);
+    segment_.wake(dest);
+    op.split = Operation::Split::written;
+    moved = true;
+  }
+  // Written: the receiver may still be reading b.data until it says its half is in.
+  const std::uint64_t read = o.pair.consumer->split_read.load(std::memory_order_acquire);
+  if ((read >> 1) != o.split_offers) return moved;
+  const bool read_ok = (read & 1) != 0;
+  op.split = Operation::Split::none;
+  op.stream_from = op.streamed = read_ok ? half : 0;
+  op.stream_end = op.split_wrote ? half : b.bytes;
+  if (op.stream_from >= op.stream_end) {
+    op.stream_from = op.streamed = op.stream_end = 0;
+    ++split_copies_;
+  }
+  return true;
+}
+
+// The sender's outcome of its latest offer, kept in that offer's transfer: the next offer's
+// outcome replaces the word, and the transfer may still wait behind others in the queue. (The
+// sender stores an offer's outcome before it can make the next offer, and that offer's frame
+// comes after it, so noting it whenever a new offer arrives loses none.)
+void Engine::note_written(Incoming& in) noexcept {
+  const std::uint64_t w = in.pair.producer->split_written.load(std::memory_order_acquire);
+  for (auto it = in.transfers.rbegin(); it != in.transfers.rend(); ++it) {
+    if (it->split && it->offer == (w >> 1)) {
+      if (!it->written_known) {
+        it->written_known = true;
+        it->wrote = (w & 1) != 0;
+      }
+      return;
+    }
+  }
+}
+
+// The receiver's side, once its half is done (Transfer::split): waits for the sender's half,
+// then leaves in `t` what still streams (nothing when both copies went through).
+bool Engine::finish_split(int source, Transfer& t) {
+  note_written(in_[static_cast<std::size_t>(source)]);
+  if (!t.written_known) return false;
+  const bool wrote = t.wrote;
+  const std::size_t half = split_at(t.message_bytes);
+  const std::size_t lo = t.read_ok ? half : 0;
+  const std::size_t hi = wrote ? half : t.message_bytes;
+  t.split = false;
+  if (lo >= hi) {
+    t.total = t.remaining = 0;
+    ++split_copies_;
+  } else {
+    t.dest += lo;
+    t.total = t.remaining = hi - lo;
+  }
+  return true;
 }
 
 void Engine::traced_send(CommunicatorImpl& comm, int dest, int tag, const SendBuffer& b) {
@@ -637,6 +777,18 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
   const std::size_t total = f.total;
   const std::size_t data_at = f.data_at;
   const std::uint32_t fingerprint = f.fingerprint;
+  // A split offer gets exactly one answer, when its frame is taken off the ring.
+  auto answer_split = [&](std::byte* accept_into) {
+    note_written(in);  // before this offer's outcome can replace the previous one's
+    ++in.split_offers;
+    if (accept_into != nullptr) {
+      in.pair.consumer->split_address.store(reinterpret_cast<std::uint64_t>(accept_into),
+                                            std::memory_order_relaxed);
+    }
+    in.pair.consumer->split_answer.store((in.split_offers << 1) | (accept_into != nullptr ? 1u : 0u),
+                                         std::memory_order_release);
+    segment_.wake(source);
+  };
   if (Operation* op = match_posted(env)) {
     unpost(*op);
     op->matched_source = source;
@@ -644,6 +796,7 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
     if (std::exception_ptr err = validate(*op, env, h.kind(), fingerprint, total)) {
       fail(*op, err);
       if (large) {
+        if (f.split) answer_split(nullptr);
         in.transfers.push_back(Transfer{env, nullptr, total, total, nullptr, nullptr, f.nt});
         ++transfers_;
       }
@@ -653,7 +806,19 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
     if (!large) {
       if (total != 0) in.ring.read(dst, total, data_at);
       complete_recv(*op, env, total);
+    } else if (f.split && cross_memory_) {
+      answer_split(dst);
+      Transfer t{env, dst, total, total, op, nullptr, f.nt};
+      t.split = true;
+      t.offer = in.split_offers;
+      t.message_bytes = total;
+      t.read_ok = split_copy(false, source, reinterpret_cast<void*>(f.address), dst, split_at(total));
+      in.pair.consumer->split_read.store((t.offer << 1) | (t.read_ok ? 1u : 0u), std::memory_order_release);
+      segment_.wake(source);
+      in.transfers.push_back(t);
+      ++transfers_;
     } else {
+      if (f.split) answer_split(nullptr);
       in.transfers.push_back(Transfer{env, dst, total, total, op, nullptr, f.nt});
       ++transfers_;
     }
@@ -668,6 +833,7 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
   Unexpected& e = unexpected_.emplace_back(Unexpected{env, h.kind(), fingerprint, total,
                                                       std::move(data), !large,
                                                       next_received_seq(source)});
+  if (large && f.split) answer_split(nullptr);
   if (large) {
     in.transfers.push_back(Transfer{env, e.data.get(), total, total, nullptr, &e, f.nt});
     ++transfers_;
@@ -680,21 +846,29 @@ bool Engine::pump_stream(int source) {
   bool did = false;
   while (!in.transfers.empty()) {
     Transfer& t = in.transfers.front();
-    const bool timed = forced_nt_ < 0 && t.total >= StreamModeChooser::kMinBytes;
-    if (timed && t.started_ns == 0) t.started_ns = transport::trace_clock_ns();
-    std::byte* dst = t.dest != nullptr ? t.dest + (t.total - t.remaining) : nullptr;
-    std::size_t got = in.stream.read(dst, t.remaining, chunk_for(t.total));
-    if (got == 0) break;
-    did = true;
-    t.remaining -= got;
-    if (in.stream.producer_needs_wake()) segment_.wake(source);
-    if (t.remaining != 0) break;
-    if (timed) {
-      in.stream.request_nt(in.modes.record(t.nt, t.total, transport::trace_clock_ns() - t.started_ns));
+    if (t.split) {
+      if (!finish_split(source, t)) break;  // the sender's half is not in yet
+      did = true;
+    }
+    if (t.remaining != 0) {
+      // (What a split copy left is not timed: the chooser compares whole messages.)
+      const bool timed = forced_nt_ < 0 && t.message_bytes == 0 && t.total >= StreamModeChooser::kMinBytes;
+      if (timed && t.started_ns == 0) t.started_ns = transport::trace_clock_ns();
+      std::byte* dst = t.dest != nullptr ? t.dest + (t.total - t.remaining) : nullptr;
+      std::size_t got = in.stream.read(dst, t.remaining, chunk_for(t.total));
+      if (got == 0) break;
+      did = true;
+      t.remaining -= got;
+      if (in.stream.producer_needs_wake()) segment_.wake(source);
+      if (t.remaining != 0) break;
+      if (timed) {
+        in.stream.request_nt(in.modes.record(t.nt, t.total, transport::trace_clock_ns() - t.started_ns));
+      }
     }
     Transfer done = t;
     in.transfers.pop_front();
     --transfers_;
+    if (done.message_bytes != 0) done.total = done.message_bytes;
     if (done.op != nullptr) complete_recv(*done.op, done.env, done.total);
     else if (done.entry != nullptr) done.entry->complete = true;
   }

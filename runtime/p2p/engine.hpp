@@ -41,6 +41,12 @@ using detail::Operation;
 /// Frame flags.
 inline constexpr std::uint8_t kLarge = 1;
 
+/// Raw messages at least this large are offered as split copies: the receiver reads the first
+/// half straight out of the sender's buffer while the sender writes the second half straight
+/// into the receiver's (process_vm_readv / process_vm_writev), instead of both halves going
+/// through the pair's stream (engine.cpp, push_sends and on_frame).
+inline constexpr std::size_t kSplitMinBytes = 256 * 1024;
+
 class Engine {
  public:
   Engine(const transport::Segment& segment, transport::Waiter& waiter, int self, int size);
@@ -83,6 +89,15 @@ class Engine {
   Operation* acquire();
   void release(Operation* op) noexcept;
 
+  // Split copies (kSplitMinBytes). On unless COHORT_CMA=0; a copy the kernel refuses turns it
+  // off for this rank (the message still arrives, through the stream).
+  [[nodiscard]] bool cross_memory() const noexcept { return cross_memory_; }
+  /// Tests: turn the offer on or off; make this rank's next `count` copies fail as not permitted.
+  void allow_cross_memory(bool on) noexcept { cross_memory_ = on; }
+  void inject_cross_memory_failures(int count) noexcept { injected_failures_ = count; }
+  /// Messages this rank sent or received whose both halves crossed with a split copy.
+  [[nodiscard]] std::uint64_t split_copies() const noexcept { return split_copies_; }
+
   /// Advances outstanding non-blocking operations (queued sends, posted receives, payloads in
   /// flight) while this rank waits in something other than point-to-point (a collective, a
   /// Queue): the Waiter's background work. Nothing to do costs three comparisons. Returns true
@@ -118,17 +133,30 @@ class Engine {
     Unexpected* entry;    // to this unexpected entry, or neither (discard)
     bool nt = false;      // the sender streams it with non-temporal stores
     std::uint64_t started_ns = 0;  // timed (stream_mode.hpp): when it reached the front
+    // A split copy in flight: this rank's half is in (or not: read_ok), the sender's is awaited
+    // (ProducerLine::split_written); then [dest + total - remaining, ...) of what the refused
+    // copies left, if anything, streams like any transfer.
+    bool split = false;
+    bool read_ok = false;
+    bool written_known = false;  // the sender's outcome, noted before a later offer replaced it
+    bool wrote = false;
+    std::uint64_t offer = 0;
+    std::size_t message_bytes = 0;  // the whole message (total is the streamed part's size)
   };
   struct Incoming {
     transport::RingConsumer ring;
     transport::StreamConsumer stream;
     std::deque<Transfer> transfers;
     StreamModeChooser modes;
+    transport::PairView pair;       // its ProducerLine / ConsumerLine: split copies
+    std::uint64_t split_offers = 0;  // split offers seen from this source
   };
   struct Outgoing {
     transport::RingProducer ring;
     transport::StreamProducer stream;
     std::deque<Operation*> queue;
+    transport::PairView pair;
+    std::uint64_t split_offers = 0;  // split offers made to this destination
   };
 
   bool progress(bool drain_all);
@@ -156,7 +184,13 @@ class Engine {
   }
   // Writes the frame of a send: the whole message, or (large) the header of a streamed one.
   bool write_frame(Outgoing& o, int tag, std::uint32_t context, const detail::SendBuffer& b,
-                   bool large) noexcept;
+                   bool large, bool split = false) noexcept;
+  // Split copies: where the halves meet (a page multiple), and one copy through the platform.
+  static std::size_t split_at(std::size_t total) noexcept { return (total / 2) & ~std::size_t{4095}; }
+  bool split_copy(bool to, int peer, void* remote, void* local, std::size_t bytes) noexcept;
+  bool advance_split(int dest, Operation& op);
+  bool finish_split(int source, Transfer& t);
+  void note_written(Incoming& in) noexcept;
   bool poll_source(int source, bool drain_all);
   bool take_eager_raw(int source, const transport::FrameHeader& h);
   bool take_eager_serialized(int source, const transport::FrameHeader& h);
@@ -207,6 +241,9 @@ class Engine {
   std::size_t eager_max_;
   std::size_t chunk_;
   int forced_nt_ = -1;  // COHORT_P2P_STREAM_NT: 0 or 1 fixes the stream's store mode; -1: chosen
+  bool cross_memory_ = true;
+  int injected_failures_ = 0;
+  std::uint64_t split_copies_ = 0;
   std::vector<Incoming> in_;
   std::vector<Outgoing> out_;
   std::vector<int> sources_;    // other ranks, polled round-robin

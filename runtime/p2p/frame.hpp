@@ -2,8 +2,9 @@
 // that the fuzzer (tests/fuzz/fuzz_frame.cpp) runs exactly what the receive path runs.
 //
 // A frame's payload starts (engine.cpp, write_frame) with: large: total size (8, bit 62: the
-// stream's store mode) [fingerprint (4)]; eager: [fingerprint (4)] data. The fingerprint is
-// there for serialized formats only.
+// stream's store mode, bit 61: a split copy is offered) [fingerprint (4)] [sender's buffer
+// address (8), with bit 61]; eager: [fingerprint (4)] data. The fingerprint is there for
+// serialized formats only; split copies are offered for raw messages only.
 // Another process wrote these bytes: a frame that does not follow that layout is a
 // cohort::DeserializeError naming the sender, never an out-of-range read or a silent wrong size.
 #pragma once
@@ -25,8 +26,11 @@ inline constexpr std::uint64_t kMaxMessageBytes = std::uint64_t{1} << 47;
 /// In a large message's size word: the sender filled the stream with non-temporal stores
 /// (stream_mode.hpp); not part of the size.
 inline constexpr std::uint64_t kLargeNtBit = std::uint64_t{1} << 62;
+/// In a large message's size word: the sender offers a split copy (engine.cpp), its buffer's
+/// address follows the size word; not part of the size.
+inline constexpr std::uint64_t kLargeSplitBit = std::uint64_t{1} << 61;
 /// Bytes of a frame's payload decode_frame() looks at.
-inline constexpr std::size_t kFramePrefixBytes = 12;
+inline constexpr std::size_t kFramePrefixBytes = 16;
 
 struct FrameLayout {
   bool large = false;
@@ -34,11 +38,13 @@ struct FrameLayout {
   std::size_t data_at = 0;  // where the message's bytes start in the frame payload (eager)
   std::uint32_t fingerprint = 0;
   bool nt = false;  // large: streamed with non-temporal stores
+  bool split = false;            // large: the sender offers a split copy
+  std::uint64_t address = 0;     // split: the sender's buffer, in its address space
 };
 
 [[noreturn]] void throw_corrupt_frame(int self, int source, const std::string& what);
 
-/// Checks and decodes a frame header. `prefix` holds the first min(h.bytes(), 12) payload bytes
+/// Checks and decodes a frame header. `prefix` holds the first min(h.bytes(), 16) payload bytes
 /// (it may be empty for an eager raw frame: nothing is read from it then). `ring_bytes` is the
 /// size of the slot ring the frame is in: a producer never writes a frame larger than a quarter
 /// of it (RingProducer::try_write), so a larger one is corrupt (and reading it would wrap the
@@ -57,13 +63,16 @@ inline FrameLayout decode_frame(const transport::FrameHeader& h, std::span<const
   f.total = h.bytes();
   const std::size_t fp = serialized ? sizeof f.fingerprint : 0;
   if (f.large) {
-    if (h.bytes() != sizeof(std::uint64_t) + fp || prefix.size() < h.bytes()) {
+    std::uint64_t t = 0;
+    if (prefix.size() >= sizeof t) std::memcpy(&t, prefix.data(), sizeof t);
+    f.split = (t & kLargeSplitBit) != 0;
+    const std::size_t expect = sizeof(std::uint64_t) + fp + (f.split ? sizeof(std::uint64_t) : 0);
+    if (h.bytes() != expect || prefix.size() < h.bytes() || (f.split && serialized)) {
       throw_corrupt_frame(self, source, "a large-message header of " + std::to_string(h.bytes()) + " bytes");
     }
-    std::uint64_t t = 0;
-    std::memcpy(&t, prefix.data(), sizeof t);
     f.nt = (t & kLargeNtBit) != 0;
-    t &= ~kLargeNtBit;
+    t &= ~(kLargeNtBit | kLargeSplitBit);
+    if (f.split) std::memcpy(&f.address, prefix.data() + sizeof t, sizeof f.address);
     if (t > kMaxMessageBytes) throw_corrupt_frame(self, source, "a message size of " + std::to_string(t));
     f.total = static_cast<std::size_t>(t);
     if (serialized) std::memcpy(&f.fingerprint, prefix.data() + sizeof t, sizeof f.fingerprint);

@@ -42,7 +42,13 @@ struct Operation {
   SendBuffer buffer;
   std::shared_ptr<const void> keep_alive;
   bool header_sent = false;
-  std::size_t streamed = 0;
+  std::size_t streamed = 0;      // streamed up to here
+  std::size_t stream_from = 0;   // the part that goes through the stream: [stream_from,
+  std::size_t stream_end = 0;    // stream_end): all of a large message, or what a split left
+  // A large raw send that offered a split copy (engine.cpp, push_sends).
+  enum class Split : std::uint8_t { none, offered, written };
+  Split split = Split::none;
+  bool split_wrote = false;      // written: the kernel copied this side's half
 
   // The engine's list of the operations it handed to Requests (Engine::acquire), so that an
   // engine that ends first can detach them (Engine::~Engine). Not touched by reset().
@@ -63,6 +69,9 @@ struct Operation {
     own_storage.clear();
     if (keep_alive) keep_alive.reset();
     streamed = 0;
+    stream_from = stream_end = 0;
+    split = Split::none;
+    split_wrote = false;
   }
 };
 

@@ -66,12 +66,22 @@ struct alignas(kCacheLine) ProducerLine {
   std::atomic<std::uint32_t> ring_waiting;    // 1: producer waits for ring space
   std::atomic<std::uint32_t> stream_waiting;  // 1: producer waits for stream space
   std::atomic<std::uint64_t> stream_tail;     // bytes written into the stream
+  // Split copies of large messages (runtime/p2p/engine.cpp): (offer number << 1) | 1 once the
+  // producer's half went into the consumer's buffer, | 0 if the kernel refused the copy.
+  std::atomic<std::uint64_t> split_written;
 };
 /// Written by the consumer of a pair.
 struct alignas(kCacheLine) ConsumerLine {
   std::atomic<std::uint64_t> ring_head;    // slots consumed
   std::atomic<std::uint64_t> stream_head;  // bytes consumed
   std::atomic<std::uint32_t> stream_nt;    // 1: the consumer asks for non-temporal stream stores
+  // Split copies of large messages (runtime/p2p/engine.cpp): the answer to offer k is
+  // (k << 1) | 1 to accept (the producer writes its half at split_address) or (k << 1) to have
+  // the message streamed; split_read is (k << 1) | 1 once the consumer's half is in, | 0 if the
+  // kernel refused it.
+  std::atomic<std::uint64_t> split_answer;
+  std::atomic<std::uint64_t> split_address;
+  std::atomic<std::uint64_t> split_read;
 };
 
 /// Addresses of one pair's block in this process.
