@@ -38,7 +38,9 @@ COHORT_FUZZ_TARGET(frame) {
       payload.resize(f.total);
       if (f.total != 0) ring.read(payload.data(), f.total, f.data_at);
     } else {
-      COHORT_FUZZ_CHECK(h->bytes() == 8 || h->bytes() == 12);
+      // size word [fingerprint] [address of a split copy's sender buffer: raw messages only]
+      COHORT_FUZZ_CHECK(h->bytes() == (f.split ? 16u : 8u) + (h->kind() != 0 ? 4u : 0u));
+      COHORT_FUZZ_CHECK(!f.split || h->kind() == 0);
     }
     ring.consume(h);
     ring.publish();

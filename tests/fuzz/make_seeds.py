@@ -36,6 +36,7 @@ put("frame", "eager_raw", ring([(8, 0, 0, struct.pack("<q", 42))]))
 put("frame", "eager_cereal", ring([(4 + 6, 1, 0, struct.pack("<I", 0xDEADBEEF) + b"abcdef")]))
 put("frame", "large_raw", ring([(8, 0, 1, struct.pack("<Q", 1 << 20))]))
 put("frame", "large_boost", ring([(12, 2, 1, struct.pack("<QI", 1 << 22, 7))]))
+put("frame", "large_raw_split", ring([(16, 0, 1, struct.pack("<QQ", (1 << 20) | (1 << 61), 0x7F0000001000))]))
 put("frame", "three", ring([(0, 0, 0, b""), (20, 0, 0, b"x" * 20), (52, 0, 0, b"y" * 52)]))
 
 # payload: selector byte + cereal/Boost bytes (cereal: sizes as u64; Boost binary: no header).
