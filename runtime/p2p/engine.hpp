@@ -45,7 +45,7 @@ inline constexpr std::uint8_t kLarge = 1;
 /// half straight out of the sender's buffer while the sender writes the second half straight
 /// into the receiver's (process_vm_readv / process_vm_writev), instead of both halves going
 /// through the pair's stream (engine.cpp, push_sends and on_frame).
-inline constexpr std::size_t kSplitMinBytes = 256 * 1024;
+inline constexpr std::size_t kSplitMinBytes = 64 * 1024;
 
 class Engine {
  public:
