@@ -72,40 +72,17 @@ Engine::Engine(const transport::Segment& segment, int self, bool oversubscribed)
       // outnumber the cpus this rank may run on.
       waiter_(segment, self, oversubscribed || segment.ranks() > online_cpus()),
       self_(self),
-      pid_(::getpid()) {
+      pid_(::getpid()),
+      cross_memory_(self, "two-rank broadcasts") {
   waiter_.count_wait_time(false);  // statistics: time in collectives counts as collective_ns
   announced.assign(static_cast<std::size_t>(segment.ranks()), 0);
   released_to.assign(static_cast<std::size_t>(segment.ranks()), 0);
-  if (const char* v = std::getenv("COHORT_CMA"); v != nullptr && v[0] == '0') cross_memory_ = false;
-  if (cross_memory_) transport::allow_sibling_access();
 }
 
 void Engine::publish_released() noexcept {
   for (std::size_t w = 0; w < released_to.size(); ++w) {
     area_.released(self_, static_cast<int>(w)).store(released_to[w], std::memory_order_relaxed);
   }
-}
-
-transport::CrossMemory Engine::cross_copy(bool to, pid_t peer_pid, int peer_rank, void* remote,
-                                          void* local, std::size_t bytes) {
-  transport::CrossMemory r = transport::CrossMemory::not_permitted;
-  if (injected_failures_ > 0) {
-    --injected_failures_;
-  } else {
-    r = to ? transport::write_to(peer_pid, remote, local, bytes)
-           : transport::read_from(peer_pid, remote, local, bytes);
-  }
-  if (r != transport::CrossMemory::done && r != transport::CrossMemory::peer_gone) {
-    cross_memory_ = false;
-    if (const char* d = std::getenv("COHORT_DEBUG"); d != nullptr && d[0] == '1') {
-      std::fprintf(stderr,
-                   "cohort debug: rank %d: copying %zu B %s world rank %d's memory (pid %d): %s; "
-                   "this rank's two-rank broadcasts go through shared memory from now on\n",
-                   self_, bytes, to ? "into" : "from", peer_rank, static_cast<int>(peer_pid),
-                   transport::describe(r));
-    }
-  }
-  return r;
 }
 
 namespace {
@@ -828,14 +805,14 @@ PairInfo read_pair_info(const transport::CollectiveMain& m) {
 ///           reads its half, sets its step, waits for the root's; reads the staged chunks,
 ///           releases the root's line.
 /// A copy the kernel refuses (seccomp, Yama, a non-dumpable rank) turns the rank's offer off
-/// for good (Engine::cross_copy) and its half goes through the staging chunks in that call; the
+/// for good (transport::CrossMemoryCopier) and its half goes through the staging chunks in that call; the
 /// ranks agree through the step words, so nothing is lost or read twice.
 void broadcast_pair(Call& call, std::byte* data, std::uint64_t bytes, const Descriptor& d) {
   Engine& engine = call.engine();
   const int peer = 1 - call.me();
   const int peer_world = call.world(peer);
   const std::uint64_t split = (bytes / 2) & ~std::uint64_t{4095};  // page-aligned halves
-  PairInfo mine{static_cast<std::int32_t>(engine.pid()), engine.cross_memory() ? 1u : 0u,
+  PairInfo mine{static_cast<std::int32_t>(engine.pid()), engine.cross_memory().on() ? 1u : 0u,
                 reinterpret_cast<std::uint64_t>(data)};
   const int readers[] = {peer};
   auto copied = [&](transport::CrossMemory r) {
@@ -858,8 +835,8 @@ void broadcast_pair(Call& call, std::byte* data, std::uint64_t bytes, const Desc
     const PairInfo theirs = read_pair_info(m);
     std::uint32_t staged = kStagedLow | kStagedHigh;
     if (theirs.copy != 0) {
-      const bool wrote = copied(engine.cross_copy(
-          true, theirs.pid, peer_world, reinterpret_cast<std::byte*>(theirs.address) + split,
+      const bool wrote = copied(engine.cross_memory().copy(
+          true, peer_world, theirs.pid, reinterpret_cast<std::byte*>(theirs.address) + split,
           data + split, bytes - split));
       const bool read = (call.wait_step(peer) & kCopied) != 0;
       staged = (read ? 0 : kStagedLow) | (wrote ? 0 : kStagedHigh);
@@ -891,8 +868,8 @@ void broadcast_pair(Call& call, std::byte* data, std::uint64_t bytes, const Desc
   call.publish_main(d, &mine, sizeof mine, readers, 0, 0, kFlagPair);
   std::uint32_t staged = kStagedLow | kStagedHigh;
   if (mine.copy != 0) {
-    const bool read = copied(engine.cross_copy(
-        false, theirs.pid, peer_world, reinterpret_cast<std::byte*>(theirs.address), data, split));
+    const bool read = copied(engine.cross_memory().copy(
+        false, peer_world, theirs.pid, reinterpret_cast<std::byte*>(theirs.address), data, split));
     call.set_step(read ? kCopied : kRefused, peer);
     staged = call.wait_step(peer) & (kStagedLow | kStagedHigh);
     if (staged == 0) engine.count_cross_memory_call();

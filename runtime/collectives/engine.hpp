@@ -63,17 +63,9 @@ class Engine {
 
   // Copies across address spaces (two-rank broadcasts, see broadcast_pair in collectives.cpp).
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
-  /// Whether this rank offers to copy straight from / into its peer's buffer: on unless
-  /// COHORT_CMA=0, off for good after a copy the kernel did not permit.
-  [[nodiscard]] bool cross_memory() const noexcept { return cross_memory_; }
-  /// Tests: turn the offer on or off; make this rank's next `count` copies fail as not permitted.
-  void allow_cross_memory(bool on) noexcept { cross_memory_ = on; }
-  void inject_cross_memory_failures(int count) noexcept { injected_failures_ = count; }
-  /// Copies through transport::read_from / write_to (to: false reads from the peer). Anything
-  /// but `done` or `peer_gone` turns cross_memory() off (one COHORT_DEBUG=1 line says why).
-  transport::CrossMemory cross_copy(bool to, pid_t peer_pid, int peer_rank, void* remote,
-                                    void* local, std::size_t bytes);
-  /// Broadcasts whose data crossed with cross_copy (tests, COHORT_DEBUG=1).
+  /// Whether this rank offers to copy straight from / into its peer's buffer, and the copies.
+  [[nodiscard]] transport::CrossMemoryCopier& cross_memory() noexcept { return cross_memory_; }
+  /// Broadcasts whose data crossed address spaces (tests).
   [[nodiscard]] std::uint64_t cross_memory_calls() const noexcept { return cross_memory_calls_; }
   void count_cross_memory_call() noexcept { ++cross_memory_calls_; }
 
@@ -94,8 +86,7 @@ class Engine {
   int self_;
   bool progressing_ = false;
   pid_t pid_;
-  bool cross_memory_ = true;
-  int injected_failures_ = 0;
+  transport::CrossMemoryCopier cross_memory_;
   std::uint64_t cross_memory_calls_ = 0;
 };
 

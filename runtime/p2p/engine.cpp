@@ -55,6 +55,7 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
       size_(size),
       eager_max_(boxes_.layout().eager_max_bytes),
       chunk_(std::clamp<std::size_t>(boxes_.layout().stream_bytes / 4, 2048, 64 * 1024)),
+      cross_memory_(self, "large messages"),
       in_(static_cast<std::size_t>(size)),
       out_(static_cast<std::size_t>(size)),
       posted_from_(static_cast<std::size_t>(size)),
@@ -76,8 +77,6 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
   if (const char* v = std::getenv("COHORT_P2P_STREAM_NT"); v != nullptr && (v[0] == '0' || v[0] == '1')) {
     forced_nt_ = v[0] - '0';
   }
-  if (const char* v = std::getenv("COHORT_CMA"); v != nullptr && v[0] == '0') cross_memory_ = false;
-  if (cross_memory_) transport::allow_sibling_access();
   chunk_ = std::min(chunk_, stream_limit / 2);  // whole-chunk hand-offs need two chunks of room
   if (!segment.trace_area().empty()) {
     trace_ = transport::RankTrace(segment.trace_area(), self);
@@ -106,7 +105,7 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
                  "%zu B in %zu B chunks (pipelined copy through shared memory); raw messages of "
                  "%zu B and more: split copy across address spaces (%s); mailbox area %zu B\n",
                  size, l.ring_bytes, l.eager_max_bytes, stream_limit, chunk_, kSplitMinBytes,
-                 cross_memory_ ? "offered" : "off: COHORT_CMA=0", l.total_bytes);
+                 cross_memory_.on() ? "offered" : "off: COHORT_CMA=0", l.total_bytes);
   }
 }
 
@@ -516,7 +515,7 @@ bool Engine::push_sends(int dest) {
       o.stream.set_nontemporal(forced_nt_ >= 0 ? forced_nt_ == 1
                                                : b.bytes >= StreamModeChooser::kMinBytes &&
                                                      o.stream.requested_nt());
-      const bool split = cross_memory_ && b.format == MessageFormat::raw && b.bytes >= kSplitMinBytes;
+      const bool split = cross_memory_.on() && b.format == MessageFormat::raw && b.bytes >= kSplitMinBytes;
       if (!write_frame(o, op.tag, op.comm->context(), b, true, split)) break;
       op.header_sent = true;
       op.stream_from = op.streamed = 0;
@@ -567,24 +566,8 @@ bool Engine::push_sends(int dest) {
 // their number.
 
 bool Engine::split_copy(bool to, int peer, void* remote, void* local, std::size_t bytes) noexcept {
-  transport::CrossMemory r = transport::CrossMemory::not_permitted;
-  if (injected_failures_ > 0) {
-    --injected_failures_;
-  } else {
-    const pid_t pid = segment_.slot(peer).pid.load(std::memory_order_relaxed);
-    r = to ? transport::write_to(pid, remote, local, bytes) : transport::read_from(pid, remote, local, bytes);
-  }
-  if (r == transport::CrossMemory::done) return true;
-  if (r != transport::CrossMemory::peer_gone && cross_memory_) {
-    cross_memory_ = false;
-    if (const char* d = std::getenv("COHORT_DEBUG"); d != nullptr && d[0] == '1') {
-      std::fprintf(stderr,
-                   "cohort debug: rank %d: copying %zu B %s rank %d's memory: %s; this rank's "
-                   "large messages stream through shared memory from now on\n",
-                   self_, bytes, to ? "into" : "from", peer, transport::describe(r));
-    }
-  }
-  return false;
+  const pid_t pid = segment_.slot(peer).pid.load(std::memory_order_relaxed);
+  return cross_memory_.copy(to, peer, pid, remote, local, bytes) == transport::CrossMemory::done;
 }
 
 // The sender's side: the queue's front operation, its header frame sent. Returns whether
@@ -806,7 +789,7 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
     if (!large) {
       if (total != 0) in.ring.read(dst, total, data_at);
       complete_recv(*op, env, total);
-    } else if (f.split && cross_memory_) {
+    } else if (f.split && cross_memory_.on()) {
       answer_split(dst);
       Transfer t{env, dst, total, total, op, nullptr, f.nt};
       t.split = true;

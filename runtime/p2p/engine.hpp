@@ -29,6 +29,7 @@
 
 #include "runtime/p2p/operation.hpp"
 #include "runtime/p2p/stream_mode.hpp"
+#include "runtime/transport/cross_memory.hpp"
 #include "runtime/transport/mailboxes.hpp"
 #include "runtime/transport/segment.hpp"
 #include "runtime/transport/trace.hpp"
@@ -89,12 +90,9 @@ class Engine {
   Operation* acquire();
   void release(Operation* op) noexcept;
 
-  // Split copies (kSplitMinBytes). On unless COHORT_CMA=0; a copy the kernel refuses turns it
-  // off for this rank (the message still arrives, through the stream).
-  [[nodiscard]] bool cross_memory() const noexcept { return cross_memory_; }
-  /// Tests: turn the offer on or off; make this rank's next `count` copies fail as not permitted.
-  void allow_cross_memory(bool on) noexcept { cross_memory_ = on; }
-  void inject_cross_memory_failures(int count) noexcept { injected_failures_ = count; }
+  /// Split copies (kSplitMinBytes): whether this rank offers them (on unless COHORT_CMA=0; a copy
+  /// the kernel refuses turns it off, and the message still arrives, through the stream).
+  [[nodiscard]] transport::CrossMemoryCopier& cross_memory() noexcept { return cross_memory_; }
   /// Messages this rank sent or received whose both halves crossed with a split copy.
   [[nodiscard]] std::uint64_t split_copies() const noexcept { return split_copies_; }
 
@@ -241,8 +239,7 @@ class Engine {
   std::size_t eager_max_;
   std::size_t chunk_;
   int forced_nt_ = -1;  // COHORT_P2P_STREAM_NT: 0 or 1 fixes the stream's store mode; -1: chosen
-  bool cross_memory_ = true;
-  int injected_failures_ = 0;
+  transport::CrossMemoryCopier cross_memory_;
   std::uint64_t split_copies_ = 0;
   std::vector<Incoming> in_;
   std::vector<Outgoing> out_;

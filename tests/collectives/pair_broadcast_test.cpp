@@ -69,7 +69,7 @@ TEST(PairBroadcast, EverySizeAndRootCrossesAddressSpaces) {
     for (int root = 0; root < 2; ++root) {
       const std::uint64_t before = engine().cross_memory_calls();
       check_broadcast(c, bytes, root, ++seed);
-      if (on && !engine().cross_memory()) {
+      if (on && !engine().cross_memory().on()) {
         GTEST_SKIP() << "the kernel refused cross-memory attach here (seccomp, Yama or a "
                         "non-dumpable process): only the shared-memory fallback was checked";
       }
@@ -84,12 +84,12 @@ TEST(PairBroadcast, ARankThatDoesNotOfferGetsEverythingStaged) {
   if (c.size() != 2) GTEST_SKIP();
   for (int declining = 0; declining < 2; ++declining) {
     for (int root = 0; root < 2; ++root) {
-      const bool saved = engine().cross_memory();
-      if (c.rank() == declining) engine().allow_cross_memory(false);
+      const bool saved = engine().cross_memory().on();
+      if (c.rank() == declining) engine().cross_memory().allow(false);
       const std::uint64_t before = engine().cross_memory_calls();
       check_broadcast(c, (1ul << 20) + 3, root, 100 + root);
       EXPECT_EQ(engine().cross_memory_calls(), before);
-      engine().allow_cross_memory(saved);
+      engine().cross_memory().allow(saved);
       c.barrier();  // both restored before the next call reads the offers
     }
   }
@@ -105,12 +105,12 @@ TEST(PairBroadcast, RefusedCopiesAreStagedAndNothingIsLost) {
     for (int root = 0; root < 2; ++root) {
       for (std::size_t bytes : {kMin + 1, (1ul << 20) + 4097}) {
         const bool fails = c.rank() == root ? k.root_fails : k.reader_fails;
-        if (fails) engine().inject_cross_memory_failures(1);
+        if (fails) engine().cross_memory().inject_failures(1);
         const std::uint64_t before = engine().cross_memory_calls();
         check_broadcast(c, bytes, root, 200 + root);
         EXPECT_EQ(engine().cross_memory_calls(), before) << "a refused copy is not a crossing";
-        EXPECT_EQ(engine().cross_memory(), !fails) << "a refusal turns the offer off";
-        engine().allow_cross_memory(true);
+        EXPECT_EQ(engine().cross_memory().on(), !fails) << "a refusal turns the offer off";
+        engine().cross_memory().allow(true);
         c.barrier();
         check_broadcast(c, bytes, 1 - root, 300 + root);  // and the next call crosses again
         EXPECT_EQ(engine().cross_memory_calls(), before + 1);

@@ -72,7 +72,7 @@ TEST(Split, SizesAroundTheThresholdBothWays) {
                             (1ul << 20) + 5, (4ul << 20) + 3}) {
     send_one(0, 1, bytes, ++seed, crosses(bytes));
     send_one(1, 0, bytes, ++seed, crosses(bytes));
-    if (enabled_by_environment() && !engine().cross_memory()) {
+    if (enabled_by_environment() && !engine().cross_memory().on()) {
       GTEST_SKIP() << "the kernel refused cross-memory attach here: only the stream was checked";
     }
   }
@@ -122,11 +122,11 @@ TEST(Split, ARankThatDoesNotOfferGetsEverythingStreamed) {
   auto& w = world();
   if (w.size() < 2) GTEST_SKIP();
   for (int declining = 0; declining < 2; ++declining) {
-    const bool saved = engine().cross_memory();
-    if (w.rank() == declining) engine().allow_cross_memory(false);
+    const bool saved = engine().cross_memory().on();
+    if (w.rank() == declining) engine().cross_memory().allow(false);
     send_one(0, 1, (1ul << 20) + 3, 10 + static_cast<std::size_t>(declining), 0);
     send_one(1, 0, (1ul << 20) + 3, 20 + static_cast<std::size_t>(declining), 0);
-    engine().allow_cross_memory(saved);
+    engine().cross_memory().allow(saved);
     w.barrier();
   }
 }
@@ -140,12 +140,12 @@ TEST(Split, RefusedCopiesStreamWhatTheyLeftOut) {
   for (Case k : {Case{true, false}, Case{false, true}, Case{true, true}}) {
     for (std::size_t bytes : {kMin + 1, (1ul << 20) + 4097}) {
       const bool fails = (w.rank() == 0 && k.sender_fails) || (w.rank() == 1 && k.receiver_fails);
-      if (fails) engine().inject_cross_memory_failures(1);
+      if (fails) engine().cross_memory().inject_failures(1);
       send_one(0, 1, bytes, ++seed, 0);
       if (w.rank() < 2) {
-        EXPECT_EQ(engine().cross_memory(), !fails) << "a refusal turns the offer off";
+        EXPECT_EQ(engine().cross_memory().on(), !fails) << "a refusal turns the offer off";
       }
-      engine().allow_cross_memory(true);
+      engine().cross_memory().allow(true);
       w.barrier();
       send_one(0, 1, bytes, ++seed, 1);  // and the next message crosses again
     }
