@@ -84,7 +84,8 @@ TEST(Split, AMessageNobodyPostedForStreams) {
   const std::size_t bytes = (1ul << 20) + 77;
   const std::uint64_t before = engine().split_copies();
   if (w.rank() == 0) {
-    auto req = w.isend(std::span<const std::uint8_t>(pattern(1, bytes)), 1, cohort::Tag{6});
+    const std::vector<std::uint8_t> data = pattern(1, bytes);  // an isend's buffer outlives it
+    auto req = w.isend(std::span<const std::uint8_t>(data), 1, cohort::Tag{6});
     w.barrier();
     req.wait();
   } else if (w.rank() == 1) {
