@@ -42,6 +42,9 @@ class Engine {
   [[nodiscard]] const transport::CollectiveArea& area() const noexcept { return area_; }
   [[nodiscard]] transport::Waiter& waiter() noexcept { return waiter_; }
   [[nodiscard]] int self() const noexcept { return self_; }
+  /// Whether the ranks have a cpu each (not oversubscribed): then the peers of a call run at the
+  /// same time as this rank, and fetching the lines of later calls early pays (Call::prefetch_).
+  [[nodiscard]] bool cores_of_their_own() const noexcept { return cores_of_their_own_; }
 
   // Publisher bookkeeping (this rank's block).
   // Per main: cumulative reads announced, and the world ranks reading its current publication.
@@ -84,6 +87,7 @@ class Engine {
   transport::CollectiveArea area_;
   transport::Waiter waiter_;
   int self_;
+  bool cores_of_their_own_;
   bool progressing_ = false;
   pid_t pid_;
   transport::CrossMemoryCopier cross_memory_;
