@@ -68,9 +68,11 @@ class Engine {
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
   /// Whether this rank offers to copy straight from / into its peer's buffer, and the copies.
   [[nodiscard]] transport::CrossMemoryCopier& cross_memory() noexcept { return cross_memory_; }
-  /// Broadcasts whose data crossed address spaces (tests).
+  /// Broadcasts and allreduces whose data crossed address spaces (tests).
   [[nodiscard]] std::uint64_t cross_memory_calls() const noexcept { return cross_memory_calls_; }
   void count_cross_memory_call() noexcept { ++cross_memory_calls_; }
+  /// Where a two-rank allreduce reads its peer's input (allreduce_pair_copy; blocking code).
+  std::vector<std::byte> pair_scratch;
 
   /// Non-blocking collectives in flight. Every collective wait advances them (a peer may need
   /// this rank to consume its earlier publication before it can publish what we wait for).

@@ -14,9 +14,10 @@ CrossMemoryCopier::CrossMemoryCopier(int self, const char* purpose) noexcept
 CrossMemory CrossMemoryCopier::copy(bool to, int peer, pid_t pid, void* remote, void* local,
                                     std::size_t bytes) noexcept {
   CrossMemory r = CrossMemory::not_permitted;
-  if (injected_ > 0) {
+  if (injected_ > 0 && injected_after_ == 0) {
     --injected_;
   } else {
+    if (injected_after_ > 0) --injected_after_;
     r = to ? platform::write_to(pid, remote, local, bytes)
            : platform::read_from(pid, remote, local, bytes);
   }

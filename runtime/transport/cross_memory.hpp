@@ -33,15 +33,20 @@ class CrossMemoryCopier {
   CrossMemory copy(bool to, int peer, pid_t pid, void* remote, void* local,
                    std::size_t bytes) noexcept;
 
-  /// Tests: turn the offer on or off; make the next `count` copies fail as not permitted.
+  /// Tests: turn the offer on or off; make `count` copies fail as not permitted, after the
+  /// next `after` copies (which go to the kernel as usual).
   void allow(bool on) noexcept { on_ = on; }
-  void inject_failures(int count) noexcept { injected_ = count; }
+  void inject_failures(int count, int after = 0) noexcept {
+    injected_ = count;
+    injected_after_ = after;
+  }
 
  private:
   int self_;
   const char* purpose_;
   bool on_ = true;
   int injected_ = 0;
+  int injected_after_ = 0;
 };
 
 }  // namespace cohort::transport

@@ -118,6 +118,34 @@ TEST(Mismatch, BroadcastBlockingMatchedWithNonBlocking) {
   }
 }
 
+TEST(Mismatch, AllreduceBlockingMatchedWithNonBlocking) {
+  // Two ranks, 1 MiB: the blocking allreduce copies across address spaces, iallreduce stages.
+  auto& w = world();
+  if (w.size() != 2) GTEST_SKIP();
+  std::vector<float> in(1 << 18, 1.0f), out(in.size());
+  if (w.rank() == 1) {
+    try {
+      w.allreduce(in, out, std::plus<>{});
+      FAIL() << "no error";
+    } catch (const cohort::CollectiveMismatch& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("rank 0 called the non-blocking form of this "
+                                                 "allreduce, this rank the blocking one"));
+    }
+  } else {
+    try {
+      // Starting it may already see rank 1's publication, and fail there.
+      auto req = w.iallreduce(in, out, std::plus<>{});
+      req.wait();
+      FAIL() << "no error";
+    } catch (const cohort::CollectiveMismatch& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("rank 1 called the blocking form of this "
+                                                 "allreduce, this rank the non-blocking one"));
+    } catch (const cohort::PeerLost&) {
+      // Rank 1 saw the mismatch first and ended: as good, the job cannot go on either way.
+    }
+  }
+}
+
 TEST(Mismatch, GathervCountsDiffer) {
   auto& w = world();
   if (w.size() < 2) GTEST_SKIP();
