@@ -10,39 +10,21 @@
 // (ctest pair_allreduce_test.np2.no_cma) nothing crosses.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <optional>
-#include <stdexcept>
 #include <vector>
 
 #include <cohort/cohort.hpp>
 
-#include "runtime/collectives/engine.hpp"
-#include "runtime/runtime.hpp"
-#include "tests/support/rank_env.hpp"
+#include "tests/collectives/pair_support.hpp"
 
 namespace {
 
-cohort::collectives::Engine& engine() { return cohort::detail::Runtime::current()->collectives(); }
-
-bool enabled_by_environment() {
-  const char* v = std::getenv("COHORT_CMA");
-  return v == nullptr || v[0] != '0';
-}
-
-/// World at np=2; at more ranks, pairs (0 1) (2 3) ... from split (a last odd rank is alone).
-cohort::Communicator& pair() {
-  static std::optional<cohort::Communicator> sub;
-  auto& w = cohort::testing::env().world();
-  if (w.size() == 2) return w;
-  if (!sub) sub = w.split(w.rank() / 2, w.rank());
-  if (!sub) throw std::logic_error("split with a color returned no communicator");
-  return *sub;
-}
+using cohort::testing::cross_memory_enabled_by_environment;
+using cohort::testing::engine;
+using cohort::testing::pair;
 
 /// 12 bytes: an element size that does not divide a page, so the halves' split falls inside
 /// a page and the staging chunks hold a whole number of elements only.
@@ -87,7 +69,7 @@ constexpr std::size_t kMin = (kMinBytes + sizeof(Triple) - 1) / sizeof(Triple); 
 TEST(PairAllreduce, EverySizeInPlaceOrNotCrossesAddressSpaces) {
   auto& c = pair();
   if (c.size() != 2) GTEST_SKIP() << "the last rank of an odd job has no partner";
-  const bool on = enabled_by_environment();
+  const bool on = cross_memory_enabled_by_environment();
   int seed = 0;
   for (std::size_t count : {kMin - 1, kMin, kMin + 1, 2 * kMin + 341, std::size_t{87382},
                             std::size_t{262147}}) {
@@ -125,21 +107,17 @@ TEST(PairAllreduce, ARankThatDoesNotOfferGetsEverythingStaged) {
   auto& c = pair();
   if (c.size() != 2) GTEST_SKIP();
   for (int declining = 0; declining < 2; ++declining) {
-    const bool saved = engine().cross_memory().on();
-    if (c.rank() == declining) engine().cross_memory().allow(false);
-    const std::uint64_t before = engine().cross_memory_calls();
-    check_allreduce(c, 100003, false, 50 + declining);
-    check_allreduce(c, 100003, true, 60 + declining);
-    EXPECT_EQ(engine().cross_memory_calls(), before);
-    engine().cross_memory().allow(saved);
-    c.barrier();  // both restored before the next call reads the offers
+    cohort::testing::expect_staged_when_one_declines(c, declining, [&] {
+      check_allreduce(c, 100003, false, 50 + declining);
+      check_allreduce(c, 100003, true, 60 + declining);
+    });
   }
 }
 
 TEST(PairAllreduce, RefusedCopiesAreStagedAndNothingIsLost) {
   auto& c = pair();
   if (c.size() != 2) GTEST_SKIP();
-  if (!enabled_by_environment()) GTEST_SKIP() << "COHORT_CMA=0: no copy is attempted";
+  if (!cross_memory_enabled_by_environment()) GTEST_SKIP() << "COHORT_CMA=0: no copy is attempted";
   // Each rank makes two copies a call: the read of the peer's input, then the write of its
   // result. A case refuses one of them on rank 0, rank 1 or both (-1: none on that rank).
   struct Case {
@@ -171,14 +149,10 @@ TEST(PairAllreduce, RefusedCopiesAreStagedAndNothingIsLost) {
 TEST(PairAllreduce, InterleavedWithPointToPointAndOtherCollectives) {
   auto& c = pair();
   if (c.size() != 2) GTEST_SKIP();
-  const int peer = 1 - c.rank();
   for (int i = 0; i < 20; ++i) {
-    std::vector<double> mine(5000, c.rank() + i), theirs(5000);
-    auto req = c.irecv(std::span(theirs), peer, cohort::Tag{i});
-    c.send(std::span<const double>(mine), peer, cohort::Tag{i});
-    check_allreduce(c, 3000 + static_cast<std::size_t>(i) * 977, i % 2 == 0, i);
-    req.wait();
-    EXPECT_EQ(theirs[4999], peer + i);
+    cohort::testing::with_message_in_flight(c, i, [&] {
+      check_allreduce(c, 3000 + static_cast<std::size_t>(i) * 977, i % 2 == 0, i);
+    });
     std::vector<char> b(40000, c.rank() == i % 2 ? static_cast<char>(i) : 0);
     c.broadcast(std::span(b), i % 2);
     EXPECT_EQ(b[39999], static_cast<char>(i));

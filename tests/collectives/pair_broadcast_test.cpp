@@ -10,35 +10,19 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <span>
-#include <stdexcept>
 #include <vector>
 
 #include <cohort/cohort.hpp>
 
-#include "runtime/collectives/engine.hpp"
-#include "runtime/runtime.hpp"
-#include "tests/support/rank_env.hpp"
+#include "tests/collectives/pair_support.hpp"
 
 namespace {
 
-cohort::collectives::Engine& engine() { return cohort::detail::Runtime::current()->collectives(); }
+using cohort::testing::cross_memory_enabled_by_environment;
+using cohort::testing::engine;
+using cohort::testing::pair;
 
-bool enabled_by_environment() {
-  const char* v = std::getenv("COHORT_CMA");
-  return v == nullptr || v[0] != '0';
-}
-
-/// World at np=2; at more ranks, pairs (0 1) (2 3) ... from split (a last odd rank is alone).
-cohort::Communicator& pair() {
-  static std::optional<cohort::Communicator> sub;
-  auto& w = cohort::testing::env().world();
-  if (w.size() == 2) return w;
-  if (!sub) sub = w.split(w.rank() / 2, w.rank());
-  if (!sub) throw std::logic_error("split with a color returned no communicator");
-  return *sub;
-}
 
 std::uint8_t byte_at(int seed, std::size_t i) {
   return static_cast<std::uint8_t>((i * 131 + static_cast<std::size_t>(seed) * 17 + (i >> 12)) & 0xff);
@@ -62,7 +46,7 @@ constexpr std::size_t kMin = 32 * 1024;  // kPairCopyMinBytes
 TEST(PairBroadcast, EverySizeAndRootCrossesAddressSpaces) {
   auto& c = pair();
   if (c.size() != 2) GTEST_SKIP() << "the last rank of an odd job has no partner";
-  const bool on = enabled_by_environment();
+  const bool on = cross_memory_enabled_by_environment();
   int seed = 0;
   for (std::size_t bytes : {kMin - 1, kMin, kMin + 1, 2 * kMin + 4095, 2 * kMin + 4096,
                             (1ul << 20) + 5, (3ul << 20) + 7}) {
@@ -84,13 +68,8 @@ TEST(PairBroadcast, ARankThatDoesNotOfferGetsEverythingStaged) {
   if (c.size() != 2) GTEST_SKIP();
   for (int declining = 0; declining < 2; ++declining) {
     for (int root = 0; root < 2; ++root) {
-      const bool saved = engine().cross_memory().on();
-      if (c.rank() == declining) engine().cross_memory().allow(false);
-      const std::uint64_t before = engine().cross_memory_calls();
-      check_broadcast(c, (1ul << 20) + 3, root, 100 + root);
-      EXPECT_EQ(engine().cross_memory_calls(), before);
-      engine().cross_memory().allow(saved);
-      c.barrier();  // both restored before the next call reads the offers
+      cohort::testing::expect_staged_when_one_declines(
+          c, declining, [&] { check_broadcast(c, (1ul << 20) + 3, root, 100 + root); });
     }
   }
 }
@@ -98,7 +77,7 @@ TEST(PairBroadcast, ARankThatDoesNotOfferGetsEverythingStaged) {
 TEST(PairBroadcast, RefusedCopiesAreStagedAndNothingIsLost) {
   auto& c = pair();
   if (c.size() != 2) GTEST_SKIP();
-  if (!enabled_by_environment()) GTEST_SKIP() << "COHORT_CMA=0: no copy is attempted";
+  if (!cross_memory_enabled_by_environment()) GTEST_SKIP() << "COHORT_CMA=0: no copy is attempted";
   // Which ranks' next copy the "kernel" refuses: the root's write, the reader's read, both.
   struct Case { bool root_fails, reader_fails; };
   for (Case k : {Case{true, false}, Case{false, true}, Case{true, true}}) {
@@ -124,7 +103,7 @@ TEST(PairBroadcast, BuffersAtAnyDistanceApartCross) {
   // copies page by page; 1-63 is the distance that makes glibc's memcpy slow) and an odd size.
   auto& c = pair();
   if (c.size() != 2) GTEST_SKIP();
-  const bool on = enabled_by_environment();
+  const bool on = cross_memory_enabled_by_environment();
   constexpr std::size_t kBytes = (1ul << 20) + 100;
   std::vector<std::uint8_t> storage(kBytes + 2 * 4096);
   auto* page = reinterpret_cast<std::uint8_t*>(
@@ -146,14 +125,10 @@ TEST(PairBroadcast, BuffersAtAnyDistanceApartCross) {
 TEST(PairBroadcast, InterleavedWithPointToPointAndOtherCollectives) {
   auto& c = pair();
   if (c.size() != 2) GTEST_SKIP();
-  const int peer = 1 - c.rank();
   for (int i = 0; i < 20; ++i) {
-    std::vector<double> mine(5000, c.rank() + i), theirs(5000);
-    auto req = c.irecv(std::span(theirs), peer, cohort::Tag{i});
-    c.send(std::span<const double>(mine), peer, cohort::Tag{i});
-    check_broadcast(c, 40000 + static_cast<std::size_t>(i) * 4099, i % 2, i);
-    req.wait();
-    EXPECT_EQ(theirs[4999], peer + i);
+    cohort::testing::with_message_in_flight(c, i, [&] {
+      check_broadcast(c, 40000 + static_cast<std::size_t>(i) * 4099, i % 2, i);
+    });
     EXPECT_EQ(c.allreduce(1, std::plus<>{}), 2);
   }
 }
