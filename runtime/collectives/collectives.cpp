@@ -75,7 +75,7 @@ Engine::Engine(const transport::Segment& segment, int self, bool oversubscribed)
       self_(self),
       cores_of_their_own_(!oversubscribed && segment.ranks() <= online_cpus()),
       pid_(::getpid()),
-      cross_memory_(self, "two-rank broadcasts") {
+      cross_memory_(self, "two-rank broadcasts and allreduces") {
   waiter_.count_wait_time(false);  // statistics: time in collectives counts as collective_ns
   announced.assign(static_cast<std::size_t>(segment.ranks()), 0);
   released_to.assign(static_cast<std::size_t>(segment.ranks()), 0);
@@ -97,8 +97,9 @@ const char* kind_name(std::uint16_t k) { return transport::collective_kind_name(
 
 constexpr std::uint16_t kFlagInline = 1;
 constexpr std::uint16_t kFlagError = 2;  // a root found a mismatch: its readers throw too
-// A two-rank broadcast's publication (broadcast_pair): the inline bytes hold a PairInfo, the
-// payload is not inline (it crosses address spaces, or goes through the staging chunks named).
+// A two-rank copying publication (broadcast_pair, allreduce_pair_copy): the inline bytes hold a
+// PairInfo, the payload is not inline (it crosses address spaces, or goes through the staging
+// chunks named).
 constexpr std::uint16_t kFlagPair = 4;
 
 struct Descriptor {
@@ -816,11 +817,14 @@ Incoming incoming(int peer, std::uint64_t offset, std::uint64_t length, void* de
 /// any protocol, 1.2-1.3 us; at 32 KiB 5.4-5.7 us staged against 2.3-2.6 us for broadcast_pair).
 inline constexpr std::uint64_t kPairCopyMinBytes = 32 * 1024;
 
-/// What each rank of a two-rank broadcast publishes in its main line's inline bytes.
+/// What each rank of a two-rank broadcast or allreduce that copies across address spaces
+/// publishes in its main line's inline bytes.
 struct PairInfo {
   std::int32_t pid = 0;
-  std::uint32_t copy = 0;  // root: offers to copy across address spaces; reader: accepts
-  std::uint64_t address = 0;
+  std::uint32_t copy = 0;    // root: offers to copy across address spaces; reader: accepts
+                             // (allreduce: offers)
+  std::uint64_t address = 0;  // its buffer (allreduce: its input)
+  std::uint64_t out = 0;      // allreduce: its output
 };
 static_assert(sizeof(PairInfo) <= kCollectiveInlineBytes);
 
@@ -1159,15 +1163,10 @@ void allreduce_pair(Call& call, std::vector<Incoming>& ins, const std::byte* in,
 /// np=2 floats, 4 alternations, us a call (staged through chunks -> copied): 8 KiB 1.9-2.0 ->
 /// 2.8-3.0, 16 KiB 3.0-3.1 -> 3.1-4.3, 32 KiB 4.46-4.83 -> 4.14-4.70, 64 KiB 8.3-9.2 -> 5.6-6.2.
 inline constexpr std::uint64_t kPairReduceMinBytes = 32 * 1024;
-
-/// What each rank of allreduce_pair_copy publishes in its main line's inline bytes.
-struct PairBuffers {
-  std::int32_t pid = 0;
-  std::uint32_t copy = 0;  // offers to copy across address spaces
-  std::uint64_t in = 0;    // its input's address
-  std::uint64_t out = 0;   // its output's address
-};
-static_assert(sizeof(PairBuffers) <= kCollectiveInlineBytes);
+/// The scratch buffer of allreduce_pair_copy (half the payload) is kept from call to call up to
+/// this size (allreduces of up to 32 MiB), so repeated calls neither allocate nor fault it in;
+/// a larger one is freed when its call ends.
+inline constexpr std::uint64_t kPairScratchKeepBytes = 16ull << 20;
 
 // allreduce_pair_copy's step words (Call::set_step): one bit for each phase a rank has finished
 // and one for each copy's outcome. Bits are only added, so a rank's step word only grows, and a
@@ -1202,13 +1201,12 @@ constexpr std::uint32_t kResultWritten = 64;
 void allreduce_pair_copy(Call& call, Incoming& theirs_in, const transport::CollectiveMain& m,
                          const std::byte* in, std::byte* out, std::size_t bytes,
                          const detail::Combiner& op, const Descriptor& d, std::uint64_t first,
-                         std::uint64_t cb, std::vector<int>& ins_peers) {
+                         std::uint64_t cb, const std::vector<int>& ins_peers) {
   Engine& engine = call.engine();
   const int me = call.me();
   const int peer = 1 - me;
   const int peer_world = call.world(peer);
-  PairBuffers theirs;
-  std::memcpy(&theirs, m.inline_data, sizeof theirs);
+  const PairInfo theirs = read_pair_info(m);
   const std::uint64_t split = bytes / 2 / op.elem_bytes * op.elem_bytes;
   const std::uint64_t lo = me == 0 ? 0 : split;                   // this rank's segment
   const std::uint64_t len = me == 0 ? split : bytes - split;
@@ -1221,9 +1219,15 @@ void allreduce_pair_copy(Call& call, Incoming& theirs_in, const transport::Colle
   // A: the peer's input over this rank's segment.
   std::vector<std::byte>& theirs_part = engine.pair_scratch;
   if (theirs_part.size() < len) theirs_part.resize(len);
+  struct Trim {  // a scratch buffer above kPairScratchKeepBytes is not kept past the call
+    std::vector<std::byte>& v;
+    ~Trim() {
+      if (v.size() > kPairScratchKeepBytes) std::vector<std::byte>().swap(v);
+    }
+  } trim{theirs_part};
   const bool read_input = copied(engine.cross_memory().copy(
       false, peer_world, theirs.pid,
-      reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(theirs.in)) + lo,
+      reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(theirs.address)) + lo,
       theirs_part.data(), len));
   std::uint32_t said = kInputRead | (read_input ? kInputCopied : 0);
   call.set_step(said, peer);
@@ -1406,18 +1410,16 @@ void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::b
   if (n == 2 && bytes >= kPairReduceMinBytes) {
     // Both ranks take this branch (the same bytes on both, or open() reports the mismatch).
     const int peer = 1 - call.me();
-    const PairBuffers mine{static_cast<std::int32_t>(engine.pid()),
-                           engine.cross_memory().on() ? 1u : 0u,
-                           reinterpret_cast<std::uintptr_t>(in), reinterpret_cast<std::uintptr_t>(out)};
+    const PairInfo mine{static_cast<std::int32_t>(engine.pid()),
+                        engine.cross_memory().on() ? 1u : 0u, reinterpret_cast<std::uintptr_t>(in),
+                        reinterpret_cast<std::uintptr_t>(out)};
     call.publish_main(d, &mine, sizeof mine, peers, first, static_cast<std::uint32_t>(cb),
                       kFlagPair);
     const transport::CollectiveMain& m = call.wait_main(peer);
     Incoming theirs = incoming(peer, 0, bytes, nullptr, bytes);
     theirs.pair = true;
     call.open(theirs, d, m);
-    PairBuffers their_buffers;
-    std::memcpy(&their_buffers, m.inline_data, sizeof their_buffers);
-    if (mine.copy != 0 && their_buffers.copy != 0) {
+    if (mine.copy != 0 && read_pair_info(m).copy != 0) {
       allreduce_pair_copy(call, theirs, m, in, out, bytes, op, d, first, cb, peers);
       return;
     }

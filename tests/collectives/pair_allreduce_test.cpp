@@ -103,6 +103,22 @@ TEST(PairAllreduce, DoublesGiveTheSameBitsOnBothRanks) {
   }
 }
 
+TEST(PairAllreduce, AScratchBufferAbove16MiBIsNotKept) {
+  // The read half goes through a scratch buffer kept from call to call up to 16 MiB
+  // (kPairScratchKeepBytes): a 40 MiB allreduce (20 MiB halves) frees its own when it ends.
+  auto& c = pair();
+  if (c.size() != 2) GTEST_SKIP();
+  if (!cross_memory_enabled_by_environment()) GTEST_SKIP() << "COHORT_CMA=0: no scratch is used";
+  std::vector<std::uint32_t> small(1u << 18, 1u), big(10u << 20, 2u);
+  c.allreduce(small, std::plus<>{});
+  EXPECT_EQ(small[12345], 2u);
+  EXPECT_GE(engine().pair_scratch.size(), small.size() * sizeof(std::uint32_t) / 2);
+  c.allreduce(big, std::plus<>{});
+  EXPECT_EQ(big[0], 4u);
+  EXPECT_EQ(big[big.size() - 1], 4u);
+  EXPECT_EQ(engine().pair_scratch.capacity(), 0u);
+}
+
 TEST(PairAllreduce, ARankThatDoesNotOfferGetsEverythingStaged) {
   auto& c = pair();
   if (c.size() != 2) GTEST_SKIP();
