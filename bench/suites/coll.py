@@ -57,7 +57,11 @@ def run(build, quick=False, nps=NPS, benches=None, repeats=None, sizes=None):
     mpi_bin = os.path.join(bench_dir, "coll_mpi")
     ceiling_bin = os.path.join(bench_dir, "compute_ceiling")
     have_mpi = os.path.exists(mpi_bin)
-    repeats = repeats or (2 if quick else 5)
+    # Odd in both modes, so the median is a run's own figure: with 2 it was the mean of two, and
+    # one slow scheduling minute at np=8 (8 ranks on 2 cores, where single runs of the same
+    # build spread over 7.6-16 us a barrier, Open MPI's over 7.4-17) moved the row by half
+    # its size. 3, as the p2p and backend suites use.
+    repeats = repeats or (3 if quick else 5)
     env = mpi_env()
     rows = []
     cases = []
