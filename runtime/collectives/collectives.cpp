@@ -1191,17 +1191,19 @@ constexpr std::uint32_t kResultWritten = 64;
 /// written after the peer read that part of its input, and the part the peer writes is one
 /// this rank no longer reads. A copy the kernel refuses turns the rank's offer off for good
 /// (transport::CrossMemoryCopier): a refused input read sends both ranks through allreduce_pair
-/// (nothing has been written yet); a refused write stages the segment through the staging
-/// chunks in the same call. `theirs_in` is the peer's opened publication `m`, not released:
+/// (nothing has been written yet: see the return value); a refused write stages the segment
+/// through the staging chunks in the same call. `theirs_in` is the peer's opened publication `m`, not released:
 /// the step words are in it.
 /// Why writes in C, not reads of the peer's result: a read took one hand-off more and left the
 /// reader's copy of the lines in the peer's output, which the peer's next combine then had to
 /// take back line by line (np=2, same run: 64 KiB 15.96 against 5.67 us, 1 MiB 145.6 against
 /// 104.9 us).
-void allreduce_pair_copy(Call& call, Incoming& theirs_in, const transport::CollectiveMain& m,
+/// Returns false, having written nothing and released nothing, when an input read was refused:
+/// the caller then runs allreduce_pair.
+bool allreduce_pair_copy(Call& call, Incoming& theirs_in, const transport::CollectiveMain& m,
                          const std::byte* in, std::byte* out, std::size_t bytes,
                          const detail::Combiner& op, const Descriptor& d, std::uint64_t first,
-                         std::uint64_t cb, const std::vector<int>& ins_peers) {
+                         std::uint64_t cb) {
   Engine& engine = call.engine();
   const int me = call.me();
   const int peer = 1 - me;
@@ -1232,14 +1234,7 @@ void allreduce_pair_copy(Call& call, Incoming& theirs_in, const transport::Colle
   std::uint32_t said = kInputRead | (read_input ? kInputCopied : 0);
   call.set_step(said, peer);
   const bool peer_read_input = (call.wait_step(peer, kInputRead) & kInputCopied) != 0;
-  if (!read_input || !peer_read_input) {
-    // Outputs untouched, inputs intact: all of it through the staging chunks.
-    std::vector<Incoming> ins(2);
-    ins[static_cast<std::size_t>(peer)] = theirs_in;
-    call.release_main(peer, m);
-    allreduce_pair(call, ins, in, out, bytes, op, first, cb, ins_peers);
-    return;
-  }
+  if (!read_input || !peer_read_input) return false;  // outputs untouched, inputs intact
   // B: this rank's segment of x0 op x1.
   std::byte* seg = out + lo;
   const std::byte* x0 = me == 0 ? in + lo : theirs_part.data();
@@ -1286,6 +1281,7 @@ void allreduce_pair_copy(Call& call, Incoming& theirs_in, const transport::Colle
     call.exchange_started(o, ins, d);
   }
   call.release_main(peer, m);
+  return true;
 }
 
 /// Large allreduce, 3 ranks or more: every rank publishes its input chunk by chunk; for each
@@ -1419,10 +1415,11 @@ void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::b
     Incoming theirs = incoming(peer, 0, bytes, nullptr, bytes);
     theirs.pair = true;
     call.open(theirs, d, m);
-    if (mine.copy != 0 && read_pair_info(m).copy != 0) {
-      allreduce_pair_copy(call, theirs, m, in, out, bytes, op, d, first, cb, peers);
+    if (mine.copy != 0 && read_pair_info(m).copy != 0 &&
+        allreduce_pair_copy(call, theirs, m, in, out, bytes, op, d, first, cb)) {
       return;
     }
+    // Not both offer, or a read was refused (nothing written): through the staging chunks.
     std::vector<Incoming> ins(2);
     ins[static_cast<std::size_t>(peer)] = theirs;
     call.release_main(peer, m);
