@@ -1192,8 +1192,8 @@ constexpr std::uint32_t kResultWritten = 64;
 /// this rank no longer reads. A copy the kernel refuses turns the rank's offer off for good
 /// (transport::CrossMemoryCopier): a refused input read sends both ranks through allreduce_pair
 /// (nothing has been written yet: see the return value); a refused write stages the segment
-/// through the staging chunks in the same call. `theirs_in` is the peer's opened publication `m`, not released:
-/// the step words are in it.
+/// through the staging chunks in the same call. `theirs_in` is the peer's opened publication
+/// `m`, not released: the step words are in it.
 /// Why writes in C, not reads of the peer's result: a read took one hand-off more and left the
 /// reader's copy of the lines in the peer's output, which the peer's next combine then had to
 /// take back line by line (np=2, same run: 64 KiB 15.96 against 5.67 us, 1 MiB 145.6 against
