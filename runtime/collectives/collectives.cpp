@@ -731,8 +731,11 @@ class Call {
   // a stream of calls pipelines (a broadcast root or the members of a reduce or gather run calls
   // ahead of the others), and each call's write to a line its peer touched last waits for the
   // line's transfer; fetched early, the transfers overlap the calls in between. Two-core Xeon
-  // guest, np=2, back to back, 3 alternations (us a call, without -> with): 8-byte broadcast
-  // 0.078 -> 0.044-0.051, reduce 0.102-0.107 -> 0.057-0.062, gather 0.099-0.128 -> 0.054-0.061.
+  // guest, np=2, back to back (us a call, without -> with): 8-byte broadcast 0.076-0.081 ->
+  // 0.043-0.051 in every alternation; reduce 0.107-0.114 -> 0.087-0.105 in eight alternations
+  // an hour later (0.057-0.065 in the first ones); gather neutral in the same eight
+  // (0.108-0.117 -> 0.099-0.132; 0.054-0.079 in the first ones): the gain of the members'
+  // run-ahead calls depends on the two ranks' relative timing, which the host moves.
   // In barrier and allreduce every call waits for every rank, nothing pipelines, and the same
   // prefetches only added traffic at the moment a rank reads its peer's publication (np=2
   // barrier 0.23 -> 0.27 us). Oversubscribed (np=4, 8 on 2 cores) the peers are not running
