@@ -568,6 +568,23 @@ class Call {
 
   void wait_open(Incoming& in, const Descriptor& expect) { open(in, expect, wait_main(in.peer)); }
 
+  /// Re-opens `in` (peer's publication `m`) for bytes [lo, lo + len) of its stream only, copied
+  /// to `dest`: what a refused copy across address spaces left for the staging chunks.
+  void open_range(Incoming& in, std::uint64_t lo, std::uint64_t len, std::byte* dest,
+                  const Descriptor& expect, const transport::CollectiveMain& m) {
+    in.offset = lo;
+    in.length = len;
+    in.dest = dest;
+    open(in, expect, m);
+  }
+
+  /// Whether a copy across address spaces with communicator rank `peer` went through; throws
+  /// PeerLost if the peer is gone (any other outcome: the caller stages instead).
+  bool crossed(transport::CrossMemory r, int peer) const {
+    if (r == transport::CrossMemory::peer_gone) throw_lost(world(peer));
+    return r == transport::CrossMemory::done;
+  }
+
   /// Says this rank is done with a part of world rank w's block. Only the publication's last
   /// reader wakes the publisher (the only one whose read can end its wait).
   /// (`last` is the publication's wake_at, read while it is still ours to read.)
@@ -844,6 +861,19 @@ PairInfo read_pair_info(const transport::CollectiveMain& m) {
   return p;
 }
 
+/// A PairInfo address (in the peer's address space) plus `offset`, for the cross-memory copy.
+std::byte* remote(std::uint64_t address, std::uint64_t offset) {
+  return reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(address)) + offset;
+}
+
+/// Limits a two-rank staged publication `o` (chunk size and first chunk set) to bytes
+/// [lo, lo + len) of its stream: what a refused copy across address spaces left out.
+void stage_range(Outgoing& o, std::uint64_t lo, std::uint64_t len) {
+  o.ranges.assign(2, {lo, len});
+  o.next = lo / o.chunk_bytes;
+  o.chunks = (lo + len + o.chunk_bytes - 1) / o.chunk_bytes;
+}
+
 /// A broadcast between two ranks of `bytes` >= kPairCopyMinBytes: both ranks copy, each half of
 /// the payload, straight between the two buffers, at the same time: the reader reads [0, split)
 /// from the root's buffer, the root writes [split, bytes) into the reader's (process_vm_readv /
@@ -868,10 +898,6 @@ void broadcast_pair(Call& call, std::byte* data, std::uint64_t bytes, const Desc
   PairInfo mine{static_cast<std::int32_t>(engine.pid()), engine.cross_memory().on() ? 1u : 0u,
                 reinterpret_cast<std::uint64_t>(data)};
   const int readers[] = {peer};
-  auto copied = [&](transport::CrossMemory r) {
-    if (r == transport::CrossMemory::peer_gone) call.throw_lost(peer_world);
-    return r == transport::CrossMemory::done;
-  };
   if (call.me() == d.root) {
     Outgoing& out = scratch_outgoing();
     out.data = data;
@@ -888,9 +914,10 @@ void broadcast_pair(Call& call, std::byte* data, std::uint64_t bytes, const Desc
     const PairInfo theirs = read_pair_info(m);
     std::uint32_t staged = kStagedLow | kStagedHigh;
     if (theirs.copy != 0) {
-      const bool wrote = copied(engine.cross_memory().copy(
-          true, peer_world, theirs.pid, reinterpret_cast<std::byte*>(theirs.address) + split,
-          data + split, bytes - split));
+      const bool wrote = call.crossed(
+          engine.cross_memory().copy(true, peer_world, theirs.pid, remote(theirs.address, split),
+                                     data + split, bytes - split),
+          peer);
       const bool read = (call.wait_step(peer) & kCopied) != 0;
       staged = (read ? 0 : kStagedLow) | (wrote ? 0 : kStagedHigh);
       if (staged == 0) engine.count_cross_memory_call();
@@ -901,9 +928,7 @@ void broadcast_pair(Call& call, std::byte* data, std::uint64_t bytes, const Desc
     const std::uint64_t lo = (staged & kStagedLow) != 0 ? 0 : split;
     const std::uint64_t hi = (staged & kStagedHigh) != 0 ? bytes : split;
     if (lo < hi) {
-      out.ranges.assign(2, {lo, hi - lo});
-      out.next = lo / out.chunk_bytes;
-      out.chunks = (hi + out.chunk_bytes - 1) / out.chunk_bytes;
+      stage_range(out, lo, hi - lo);
       while (out.next < out.chunks) call.write_next_blocking(out);
     }
     call.wait_main_free();  // the reader is done with `data` (and the staged chunks)
@@ -921,8 +946,10 @@ void broadcast_pair(Call& call, std::byte* data, std::uint64_t bytes, const Desc
   call.publish_main(d, &mine, sizeof mine, readers, 0, 0, kFlagPair);
   std::uint32_t staged = kStagedLow | kStagedHigh;
   if (mine.copy != 0) {
-    const bool read = copied(engine.cross_memory().copy(
-        false, peer_world, theirs.pid, reinterpret_cast<std::byte*>(theirs.address), data, split));
+    const bool read = call.crossed(
+        engine.cross_memory().copy(false, peer_world, theirs.pid, remote(theirs.address, 0), data,
+                                   split),
+        peer);
     call.set_step(read ? kCopied : kRefused, peer);
     staged = call.wait_step(peer) & (kStagedLow | kStagedHigh);
     if (staged == 0) engine.count_cross_memory_call();
@@ -930,10 +957,7 @@ void broadcast_pair(Call& call, std::byte* data, std::uint64_t bytes, const Desc
   const std::uint64_t lo = (staged & kStagedLow) != 0 ? 0 : split;
   const std::uint64_t hi = (staged & kStagedHigh) != 0 ? bytes : split;
   if (lo < hi) {
-    in.offset = lo;
-    in.length = hi - lo;
-    in.dest = data + lo;
-    call.open(in, d, m);  // the chunk range of [lo, hi)
+    call.open_range(in, lo, hi - lo, data + lo, d, m);
     for (std::uint64_t c = in.next; c < in.end; ++c) {
       call.copy_chunk(in, c, call.wait_chunk(in, c));
       call.release_chunk(in, c);
@@ -1217,10 +1241,6 @@ bool allreduce_pair_copy(Call& call, Incoming& theirs_in, const transport::Colle
   const std::uint64_t len = me == 0 ? split : bytes - split;
   const std::uint64_t peer_lo = me == 0 ? split : 0;              // the peer's
   const std::uint64_t peer_len = bytes - len;
-  auto copied = [&](transport::CrossMemory r) {
-    if (r == transport::CrossMemory::peer_gone) call.throw_lost(peer_world);
-    return r == transport::CrossMemory::done;
-  };
   // A: the peer's input over this rank's segment.
   std::vector<std::byte>& theirs_part = engine.pair_scratch;
   if (theirs_part.size() < len) theirs_part.resize(len);
@@ -1230,10 +1250,10 @@ bool allreduce_pair_copy(Call& call, Incoming& theirs_in, const transport::Colle
       if (v.size() > kPairScratchKeepBytes) std::vector<std::byte>().swap(v);
     }
   } trim{theirs_part};
-  const bool read_input = copied(engine.cross_memory().copy(
-      false, peer_world, theirs.pid,
-      reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(theirs.address)) + lo,
-      theirs_part.data(), len));
+  const bool read_input = call.crossed(
+      engine.cross_memory().copy(false, peer_world, theirs.pid, remote(theirs.address, lo),
+                                 theirs_part.data(), len),
+      peer);
   std::uint32_t said = kInputRead | (read_input ? kInputCopied : 0);
   call.set_step(said, peer);
   const bool peer_read_input = (call.wait_step(peer, kInputRead) & kInputCopied) != 0;
@@ -1251,9 +1271,9 @@ bool allreduce_pair_copy(Call& call, Incoming& theirs_in, const transport::Colle
     copy_bytes(seg, theirs_part.data(), len);
   }
   // C: this rank's segment of the result into the peer's output.
-  const bool wrote = copied(engine.cross_memory().copy(
-      true, peer_world, theirs.pid,
-      reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(theirs.out)) + lo, seg, len));
+  const bool wrote = call.crossed(
+      engine.cross_memory().copy(true, peer_world, theirs.pid, remote(theirs.out, lo), seg, len),
+      peer);
   said |= kResultWritten | (wrote ? kResultCopied : 0);
   call.set_step(said, peer);
   const bool peer_wrote = (call.wait_step(peer, kResultWritten) & kResultCopied) != 0;
@@ -1269,16 +1289,11 @@ bool allreduce_pair_copy(Call& call, Incoming& theirs_in, const transport::Colle
       o->d = d;
       o->chunk_bytes = static_cast<std::uint32_t>(cb);
       o->first = first;
-      o->ranges.assign(2, {lo, len});
-      o->next = lo / cb;
-      o->chunks = (lo + len + cb - 1) / cb;
+      stage_range(*o, lo, len);
     }
     std::vector<Incoming> ins;
     if (!peer_wrote) {
-      theirs_in.offset = peer_lo;
-      theirs_in.length = peer_len;
-      theirs_in.dest = out + peer_lo;
-      call.open(theirs_in, d, m);  // the chunk range of the peer's segment
+      call.open_range(theirs_in, peer_lo, peer_len, out + peer_lo, d, m);
       ins.push_back(theirs_in);
     }
     call.exchange_started(o, ins, d);
