@@ -200,6 +200,26 @@ TEST(Mismatch, ScatterCountsDiffer) {
   }
 }
 
+TEST(Mismatch, AlltoallBlocksDiffer) {
+  // Rank 0's blocks are large enough to be read across address spaces (alltoall_copy), the
+  // others' are staged: every rank still names the sizes, not the path.
+  auto& w = world();
+  if (w.size() < 2) GTEST_SKIP();
+  const auto n = static_cast<std::size_t>(w.size());
+  const std::size_t block = w.rank() == 0 ? 65536 : 16384;
+  std::vector<char> in(block * n, 1), out(block * n);
+  const std::size_t mine = block * (n - 1);
+  const std::size_t theirs = (w.rank() == 0 ? 16384 : 65536) * (n - 1);
+  try {
+    w.alltoall(in, out);
+    FAIL() << "no error";
+  } catch (const cohort::CollectiveMismatch& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("alltoall"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("passed bytes " + std::to_string(theirs) +
+                                               ", this rank passed " + std::to_string(mine)));
+  }
+}
+
 TEST(Mismatch, BadArgumentsAreInvalidArgument) {
   auto& w = world();
   std::vector<int> in(3), out(2);

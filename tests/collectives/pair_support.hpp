@@ -1,4 +1,5 @@
-// What the two-rank tests across address spaces share (pair_broadcast_test, pair_allreduce_test).
+// What the tests of copies across address spaces share (pair_broadcast_test, pair_allreduce_test,
+// alltoall_copy_test).
 #pragma once
 
 #include <cstdint>
@@ -37,9 +38,9 @@ inline Communicator& pair() {
   return *sub;
 }
 
-/// Runs `calls` (collectives on the two-rank `c`) with rank `declining` not offering
-/// cross-memory copies, checks that none of them crossed, and restores the offer on both ranks
-/// before the next call reads the offers.
+/// Runs `calls` (collectives on `c`) with rank `declining` not offering cross-memory copies,
+/// checks that none of them crossed, and restores the offer on every rank before the next call
+/// reads the offers.
 template <class Calls>
 void expect_staged_when_one_declines(Communicator& c, int declining, Calls&& calls) {
   const bool saved = engine().cross_memory().on();

@@ -54,6 +54,9 @@ TEST(PeerLost, CollectivesWithAnExitedRankThrow) {
   lost_names_gone([&] { (void)w.allgather(small); }, "allgather");
   std::vector<int> parts(static_cast<std::size_t>(w.size()), 1);
   lost_names_gone([&] { (void)w.scatter(parts, gone); }, "scatter");
+  // Blocks of 80 KB: read straight out of the senders' buffers (alltoall_copy).
+  std::vector<int> blocks(static_cast<std::size_t>(w.size()) * 20000, 1), got(blocks.size());
+  lost_names_gone([&] { w.alltoall(blocks, got); }, "alltoall");
 }
 
 // Run on its own (ctest collectives_peer_lost_test.released_then_left.np3): a publisher waiting
