@@ -75,7 +75,7 @@ Engine::Engine(const transport::Segment& segment, int self, bool oversubscribed)
       self_(self),
       cores_of_their_own_(!oversubscribed && segment.ranks() <= online_cpus()),
       pid_(::getpid()),
-      cross_memory_(self, "two-rank broadcasts and allreduces, large alltoalls") {
+      cross_memory_(self, "two-rank broadcasts and allreduces") {
   waiter_.count_wait_time(false);  // statistics: time in collectives counts as collective_ns
   announced.assign(static_cast<std::size_t>(segment.ranks()), 0);
   released_to.assign(static_cast<std::size_t>(segment.ranks()), 0);
@@ -365,13 +365,10 @@ class Call {
 
   /// The step word of this rank's main line (broadcast_pair: the root's outcome), set after
   /// publication; wakes communicator rank `reader` if it sleeps.
-  void set_step(std::uint32_t v, int reader) { set_step(v, std::span<const int>(&reader, 1)); }
-
-  /// set_step() for several readers (communicator ranks), each woken if it sleeps.
-  void set_step(std::uint32_t v, std::span<const int> readers) {
+  void set_step(std::uint32_t v, int reader) {
     std::atomic_ref<std::uint32_t>(area_.main(engine_.self(), main_).step)
         .store(v, std::memory_order_seq_cst);
-    for (int r : readers) notify(world(r));
+    notify(world(reader));
   }
 
   /// Waits until communicator rank `peer` sets the step word of its publication in this call's
@@ -1636,91 +1633,6 @@ std::vector<std::uint64_t> prefix(const std::vector<std::uint64_t>& counts) {
 void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t bytes, void* out_v,
                     const std::size_t* counts, Kind kind);
 
-/// Alltoalls whose blocks between different ranks average at least this many bytes copy across
-/// address spaces (alltoall_copy).
-inline constexpr std::uint64_t kAlltoallCopyMinBytes = 32 * 1024;
-
-/// Whether an alltoall(v) moving `bytes` between different ranks of `n` copies across address
-/// spaces: the same answer on every rank (every rank knows every count), so that all take the
-/// same path.
-constexpr bool alltoall_copies(std::uint64_t bytes, int n) {
-  const auto pairs = static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(n - 1);
-  return n > 1 && bytes >= kAlltoallCopyMinBytes * pairs;
-}
-
-// alltoall_copy's step words: kBlocksRead once a rank has read every block it receives, with
-// kBlocksCopied when every read went through.
-constexpr std::uint32_t kBlocksCopied = 1;
-constexpr std::uint32_t kBlocksRead = 2;
-
-/// A block this rank receives in alltoall_copy: `bytes` at `offset` of its sender's send
-/// buffer, for `dest`.
-struct BlockRead {
-  std::uint64_t offset = 0;
-  std::uint64_t bytes = 0;
-  std::byte* dest = nullptr;
-};
-
-/// A large alltoall(v) (alltoall_copies): every rank reads the blocks it receives straight out
-/// of their senders' send buffers (process_vm_readv, one call per sender, senders taken in the
-/// order me + 1, me + 2, ... so that the ranks read from different senders at once). Each byte
-/// is copied once, by its receiver, instead of into the sender's staging slots and out again.
-/// Protocol (main lines of this call, step words):
-///   1. every rank publishes PairInfo{pid, offer, &in} (kFlagPair) with the chunk numbers of its
-///      staged stream `o`, and reads every peer's;
-///   2. if every rank offered, reads its blocks and sets its step word (kBlocksRead, plus
-///      kBlocksCopied if the kernel took every read), then waits for every peer's: past that
-///      nobody reads this rank's send buffer any more;
-///   3. if every rank copied every block, releases its peers' lines and returns; otherwise (a
-///      rank that does not offer, or a refused read) every rank runs the staged exchange of its
-///      whole stream, which writes what was copied again, with the same bytes.
-/// Every rank sees the same offers and the same step words, so all take the same branch.
-/// `ins`: the peers' publications as the staged exchange reads them (not yet opened);
-/// `reads[k]`: what this rank copies from ins[k]'s peer.
-void alltoall_copy(Call& call, const void* in, Outgoing& o, std::vector<Incoming>& ins,
-                   const std::vector<BlockRead>& reads, const Descriptor& d) {
-  Engine& engine = call.engine();
-  PairInfo mine{static_cast<std::int32_t>(engine.pid()), engine.cross_memory().on() ? 1u : 0u,
-                reinterpret_cast<std::uint64_t>(in)};
-  call.number_chunks(o);
-  call.publish_main(d, &mine, sizeof mine, o.main_readers, o.first, o.chunk_bytes, kFlagPair);
-  std::vector<PairInfo>& infos = scratch<PairInfo>();
-  bool copy = mine.copy != 0;
-  for (Incoming& i : ins) {
-    i.pair = true;
-    const transport::CollectiveMain& m = call.wait_main(i.peer);
-    call.open(i, d, m);
-    infos.push_back(read_pair_info(m));
-    copy = copy && infos.back().copy != 0;
-  }
-  if (copy) {
-    const std::size_t peers = ins.size();
-    const std::size_t first = static_cast<std::size_t>(call.me()) % peers;  // peer me + 1
-    bool copied = true;
-    for (std::size_t k = 0; k < peers && copied; ++k) {
-      const std::size_t at = (first + k) % peers;
-      const BlockRead& r = reads[at];
-      if (r.bytes == 0) continue;
-      copied = call.crossed(engine.cross_memory().copy(false, call.world(ins[at].peer),
-                                                       infos[at].pid,
-                                                       remote(infos[at].address, r.offset),
-                                                       r.dest, r.bytes),
-                            ins[at].peer);
-    }
-    call.set_step(kBlocksRead | (copied ? kBlocksCopied : 0), o.main_readers);
-    for (const Incoming& i : ins) {
-      copied = (call.wait_step(i.peer, kBlocksRead) & kBlocksCopied) != 0 && copied;
-    }
-    if (copied) {
-      engine.count_cross_memory_call();
-      for (const Incoming& i : ins) call.release_main(i.peer);
-      return;
-    }
-  }
-  for (const Incoming& i : ins) call.release_main(i.peer);
-  call.exchange_started(&o, ins, d);
-}
-
 // ---- non-blocking collectives --------------------------------------------------------------
 
 /// Common part: completion, the stored error, and a blocking wait that advances every pending
@@ -2278,14 +2190,6 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
       const auto ui = static_cast<std::uint64_t>(i);
       ins.push_back(collectives::incoming(i, position(ui, ume), b, out + ui * b, b * (un - 1)));
     }
-    if (collectives::alltoall_copies(b * un * (un - 1), n)) {
-      auto& reads = collectives::scratch<collectives::BlockRead>();
-      for (const Incoming& i : ins) {
-        reads.push_back({ume * b, b, out + static_cast<std::uint64_t>(i.peer) * b});
-      }
-      collectives::alltoall_copy(call, in, o, ins, reads, d);
-      return;
-    }
     call.exchange(&o, ins, d);
     return;
   }
@@ -2339,20 +2243,12 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
     }
   }
   std::vector<Incoming> ins;
-  std::vector<collectives::BlockRead> reads;
-  std::uint64_t moved = 0;  // between different ranks, in the whole job
   for (int i = 0; i < n; ++i) {
+    if (i == me) continue;
     auto p = collectives::prefix(row(i));
     auto ui = static_cast<std::size_t>(i);
-    moved += p.back() - sent[ui * un + ui];
-    if (i == me) continue;
     ins.push_back(collectives::incoming(i, position(p, ui, ume), recv[ui], out + recv_prefix[ui],
                                         p.back() - sent[ui * un + ui]));
-    reads.push_back({p[ume], recv[ui], out + recv_prefix[ui]});
-  }
-  if (collectives::alltoall_copies(moved, n)) {
-    collectives::alltoall_copy(call, in, o, ins, reads, d);
-    return;
   }
   call.exchange(&o, ins, d);
 }

@@ -201,8 +201,8 @@ TEST(Mismatch, ScatterCountsDiffer) {
 }
 
 TEST(Mismatch, AlltoallBlocksDiffer) {
-  // Rank 0's blocks are large enough to be read across address spaces (alltoall_copy), the
-  // others' are staged: every rank still names the sizes, not the path.
+  // Rank 0's blocks are 64 KiB, the others' 16 KiB (each one staging chunk a block): every
+  // rank names both stream sizes.
   auto& w = world();
   if (w.size() < 2) GTEST_SKIP();
   const auto n = static_cast<std::size_t>(w.size());

@@ -1,5 +1,4 @@
-// What the tests of copies across address spaces share (pair_broadcast_test, pair_allreduce_test,
-// alltoall_copy_test).
+// What the tests of copies across address spaces share (pair_broadcast_test, pair_allreduce_test).
 #pragma once
 
 #include <cstdint>

@@ -54,7 +54,7 @@ TEST(PeerLost, CollectivesWithAnExitedRankThrow) {
   lost_names_gone([&] { (void)w.allgather(small); }, "allgather");
   std::vector<int> parts(static_cast<std::size_t>(w.size()), 1);
   lost_names_gone([&] { (void)w.scatter(parts, gone); }, "scatter");
-  // Blocks of 80 KB: read straight out of the senders' buffers (alltoall_copy).
+  // Blocks of 80 KB, one staging chunk each (alltoall's progress loop).
   std::vector<int> blocks(static_cast<std::size_t>(w.size()) * 20000, 1), got(blocks.size());
   lost_names_gone([&] { w.alltoall(blocks, got); }, "alltoall");
 }
