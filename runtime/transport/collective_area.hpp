@@ -100,7 +100,7 @@ struct alignas(kCacheLine) CollectiveMain {
 static_assert(sizeof(CollectiveMain) == 2 * kCacheLine);
 
 struct alignas(kCacheLine) CollectiveCounter {
-  std::atomic<std::uint64_t> value;  // bumped by each reader (fetch_add)
+  std::atomic<std::uint64_t> value;  // bumped by each reader (Call::release in collectives.cpp)
 };
 
 struct alignas(kCacheLine) CollectiveSlotHeader {
@@ -108,6 +108,8 @@ struct alignas(kCacheLine) CollectiveSlotHeader {
   std::atomic<std::uint64_t> result;  // chunk number + 1 once the owner's reduced segment is in
   std::uint64_t wake_at;              // as CollectiveMain::wake_at, for slot_consumed
   std::uint32_t bytes;
+  std::uint32_t releases;             // how many releases the chunk in the slot gets (1: one
+                                      // reader, which may release with a plain store)
 };
 
 /// A view of the collective area.
