@@ -1656,6 +1656,22 @@ std::vector<std::uint64_t> prefix(const std::vector<std::uint64_t>& counts) {
 void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t bytes, void* out_v,
                     const std::size_t* counts, Kind kind);
 
+/// Before an alltoall's publication of `chunks` one-block chunks: starts it at the next half of
+/// this rank's staging ring, so that consecutive alltoalls alternate between the two halves
+/// instead of rotating through every slot. Each reader then reads 2 slots of each peer, not all
+/// 16 (at 8 ranks, 7 chunks a call): on a machine where a process's first access to a page is
+/// slow (bench/coll/first_touch: 5-20 us a page on the 2026-12-07 evening guest), a job's first
+/// 16 alltoalls paid for reading every page of every peer's ring once. It costs no waiting: an
+/// alltoall ends only once every rank has entered it, so by the time this rank reuses a half
+/// (two calls later) every peer has finished the call that filled it, reads included. (The
+/// chunk numbers skipped are never published; nobody waits for them.)
+void alternate_ring_halves(const Call& call, std::uint64_t chunks) {
+  const std::uint64_t half = call.engine().area().slots() / 2;
+  if (half == 0 || chunks > half) return;
+  std::uint64_t& next = call.engine().next_chunk;
+  next = (next + half - 1) / half * half;
+}
+
 // ---- non-blocking collectives --------------------------------------------------------------
 
 /// Common part: completion, the stored error, and a blocking wait that advances every pending
@@ -2203,6 +2219,7 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
       o.max_chunk = static_cast<std::uint32_t>(b);
     }
     o.main_readers = collectives::peers_of(call);
+    if (o.max_chunk != 0) collectives::alternate_ring_halves(call, un - 1);
     auto position = [&](std::uint64_t from, std::uint64_t to) { return (to + un - from - 1) % un * b; };
     for (std::uint64_t j = 0; j < un; ++j) {
       o.ranges.emplace_back(j == ume ? 0 : position(ume, j), j == ume ? 0 : b);

@@ -1,0 +1,55 @@
+// Consecutive alltoalls of one-chunk blocks alternate between the two halves of each rank's
+// staging ring (alternate_ring_halves in runtime/collectives/collectives.cpp), so that a reader
+// touches 2 slots of each peer instead of all of them: on machines where a process's first access
+// to a page is slow, a job's first alltoalls paid for every page of every peer's ring. Checks the
+// slots a run of alltoalls announces chunks in (the engine's per-slot counts), and every block.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <set>
+#include <vector>
+
+#include <cohort/cohort.hpp>
+
+#include "tests/collectives/pair_support.hpp"
+
+namespace {
+
+TEST(AlltoallRing, OneChunkBlocksUseTwoHalvesOfTheRingOnly) {
+  auto& w = cohort::testing::env().world();
+  const auto n = static_cast<std::size_t>(w.size());
+  if (n == 1) GTEST_SKIP();
+  auto& engine = cohort::testing::engine();
+  const std::size_t slots = engine.area().slots();
+  const std::size_t half = slots / 2;
+  ASSERT_LE(n - 1, half) << "this test expects at most " << half + 1 << " ranks";
+  const auto before = engine.slot_expected;
+  const std::size_t block = 8192;  // one chunk a block (4 KiB up to a chunk)
+  for (int call = 0; call < 40; ++call) {
+    std::vector<std::uint8_t> send(block * n), recv(block * n, 0);
+    for (std::size_t j = 0; j < n; ++j) {
+      for (std::size_t i = 0; i < block; i += 512) {
+        send[j * block + i] = static_cast<std::uint8_t>(w.rank() * 31 + static_cast<int>(j) * 7 + call);
+      }
+    }
+    w.alltoall(send, recv);
+    for (std::size_t j = 0; j < n; ++j) {
+      for (std::size_t i = 0; i < block; i += 512) {
+        ASSERT_EQ(recv[j * block + i],
+                  static_cast<std::uint8_t>(static_cast<int>(j) * 31 + w.rank() * 7 + call))
+            << "call " << call << " block from rank " << j;
+      }
+    }
+  }
+  // Every slot the run announced chunks in lies in [0, n - 1) or [half, half + n - 1).
+  std::set<std::size_t> used;
+  for (std::size_t s = 0; s < slots; ++s) {
+    if (engine.slot_expected[s] != before[s]) used.insert(s);
+  }
+  EXPECT_EQ(used.size(), 2 * (n - 1));
+  for (std::size_t s : used) {
+    EXPECT_TRUE(s < n - 1 || (s >= half && s < half + n - 1)) << "slot " << s << " of " << slots;
+  }
+}
+
+}  // namespace
