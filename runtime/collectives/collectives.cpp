@@ -150,6 +150,9 @@ struct Outgoing {
   // At most this many bytes a chunk (0: the staging slot's size), for streams of equal blocks
   // (alltoall): one block a chunk, so that a reader waits for its own block only.
   std::uint32_t max_chunk = 0;
+  // Start at the next half of the staging ring (alltoall's one-block chunks): see
+  // Call::number_chunks.
+  bool alternate_halves = false;
   // State.
   bool is_inline = false;
   std::uint64_t first = 0;
@@ -443,10 +446,25 @@ class Call {
 
   /// Numbers the chunks of a staged (not inline) publication `out`: its chunk size, its first
   /// global chunk and how many; none written yet.
+  ///
+  /// With `out.alternate_halves` (alltoall's one-block chunks) and at most half a ring of chunks,
+  /// the publication starts at the next half of this rank's staging ring, so that consecutive
+  /// alltoalls alternate between the two halves instead of rotating through every slot. Each
+  /// reader then reads 2 slots of each peer, not all 16 (at 8 ranks, 7 chunks a call): on a
+  /// machine where a process's first access to a page is slow (bench/coll/first_touch: 5-20 us
+  /// a page on the 2026-12-07 evening guest), a job's first 16 alltoalls paid for reading every
+  /// page of every peer's ring once. It costs no waiting: an alltoall ends only once every rank
+  /// has entered it, so by the time this rank reuses a half (two calls later) every peer has
+  /// finished the call that filled it, reads included. (The chunk numbers skipped are never
+  /// published; nobody waits for them.)
   void number_chunks(Outgoing& out) {
     out.chunk_bytes = chunk_size(out.d.elem_bytes);
     if (out.max_chunk != 0) out.chunk_bytes = std::min(out.chunk_bytes, out.max_chunk);
     out.chunks = (out.d.bytes + out.chunk_bytes - 1) / out.chunk_bytes;
+    const std::uint64_t half = area_.slots() / 2;
+    if (out.alternate_halves && half > 0 && out.chunks <= half) {
+      engine_.next_chunk = (engine_.next_chunk + half - 1) / half * half;
+    }
     out.first = engine_.next_chunk;
     engine_.next_chunk += out.chunks;
     out.next = 0;
@@ -821,6 +839,7 @@ Outgoing& scratch_outgoing() {
   o.head_bytes = std::numeric_limits<std::uint64_t>::max();
   o.tail = 0;
   o.max_chunk = 0;
+  o.alternate_halves = false;
   o.is_inline = false;
   o.first = 0;
   o.chunk_bytes = 0;
@@ -883,6 +902,12 @@ constexpr std::uint32_t kRefused = 2;
 constexpr std::uint32_t kStagedLow = 4;
 constexpr std::uint32_t kStagedHigh = 8;
 
+/// This rank's PairInfo: its pid, whether it offers cross-memory copies, `buffer` (and `out`).
+PairInfo offer(Engine& engine, const void* buffer, const void* out = nullptr) {
+  return PairInfo{static_cast<std::int32_t>(engine.pid()), engine.cross_memory().on() ? 1u : 0u,
+                  reinterpret_cast<std::uintptr_t>(buffer), reinterpret_cast<std::uintptr_t>(out)};
+}
+
 PairInfo read_pair_info(const transport::CollectiveMain& m) {
   PairInfo p;
   std::memcpy(&p, m.inline_data, sizeof p);
@@ -923,8 +948,7 @@ void broadcast_pair(Call& call, std::byte* data, std::uint64_t bytes, const Desc
   const int peer = 1 - call.me();
   const int peer_world = call.world(peer);
   const std::uint64_t split = (bytes / 2) & ~std::uint64_t{4095};  // page-aligned halves
-  PairInfo mine{static_cast<std::int32_t>(engine.pid()), engine.cross_memory().on() ? 1u : 0u,
-                reinterpret_cast<std::uint64_t>(data)};
+  PairInfo mine = offer(engine, data);
   const int readers[] = {peer};
   if (call.me() == d.root) {
     Outgoing& out = scratch_outgoing();
@@ -1450,9 +1474,7 @@ void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::b
   if (n == 2 && bytes >= kPairReduceMinBytes) {
     // Both ranks take this branch (the same bytes on both, or open() reports the mismatch).
     const int peer = 1 - call.me();
-    const PairInfo mine{static_cast<std::int32_t>(engine.pid()),
-                        engine.cross_memory().on() ? 1u : 0u, reinterpret_cast<std::uintptr_t>(in),
-                        reinterpret_cast<std::uintptr_t>(out)};
+    const PairInfo mine = offer(engine, in, out);
     call.publish_main(d, &mine, sizeof mine, peers, first, static_cast<std::uint32_t>(cb),
                       kFlagPair);
     const transport::CollectiveMain& m = call.wait_main(peer);
@@ -1655,22 +1677,6 @@ std::vector<std::uint64_t> prefix(const std::vector<std::uint64_t>& counts) {
 
 void allgather_impl(detail::CommunicatorImpl& comm, const void* in, std::size_t bytes, void* out_v,
                     const std::size_t* counts, Kind kind);
-
-/// Before an alltoall's publication of `chunks` one-block chunks: starts it at the next half of
-/// this rank's staging ring, so that consecutive alltoalls alternate between the two halves
-/// instead of rotating through every slot. Each reader then reads 2 slots of each peer, not all
-/// 16 (at 8 ranks, 7 chunks a call): on a machine where a process's first access to a page is
-/// slow (bench/coll/first_touch: 5-20 us a page on the 2026-12-07 evening guest), a job's first
-/// 16 alltoalls paid for reading every page of every peer's ring once. It costs no waiting: an
-/// alltoall ends only once every rank has entered it, so by the time this rank reuses a half
-/// (two calls later) every peer has finished the call that filled it, reads included. (The
-/// chunk numbers skipped are never published; nobody waits for them.)
-void alternate_ring_halves(const Call& call, std::uint64_t chunks) {
-  const std::uint64_t half = call.engine().area().slots() / 2;
-  if (half == 0 || chunks > half) return;
-  std::uint64_t& next = call.engine().next_chunk;
-  next = (next + half - 1) / half * half;
-}
 
 // ---- non-blocking collectives --------------------------------------------------------------
 
@@ -2219,7 +2225,7 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
       o.max_chunk = static_cast<std::uint32_t>(b);
     }
     o.main_readers = collectives::peers_of(call);
-    if (o.max_chunk != 0) collectives::alternate_ring_halves(call, un - 1);
+    o.alternate_halves = o.max_chunk != 0;
     auto position = [&](std::uint64_t from, std::uint64_t to) { return (to + un - from - 1) % un * b; };
     for (std::uint64_t j = 0; j < un; ++j) {
       o.ranges.emplace_back(j == ume ? 0 : position(ume, j), j == ume ? 0 : b);

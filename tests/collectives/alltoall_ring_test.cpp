@@ -1,8 +1,9 @@
 // Consecutive alltoalls of one-chunk blocks alternate between the two halves of each rank's
-// staging ring (alternate_ring_halves in runtime/collectives/collectives.cpp), so that a reader
-// touches 2 slots of each peer instead of all of them: on machines where a process's first access
-// to a page is slow, a job's first alltoalls paid for every page of every peer's ring. Checks the
-// slots a run of alltoalls announces chunks in (the engine's per-slot counts), and every block.
+// staging ring (Outgoing::alternate_halves, Call::number_chunks in
+// runtime/collectives/collectives.cpp), so that a reader touches 2 slots of each peer instead of
+// all of them: on machines where a process's first access to a page is slow, a job's first
+// alltoalls paid for every page of every peer's ring. Checks the slots a run of alltoalls
+// announces chunks in (the engine's per-slot counts), and every block.
 #include <gtest/gtest.h>
 
 #include <cstdint>
