@@ -135,6 +135,27 @@ struct Incoming {
   const std::byte* inline_data = nullptr;
 };
 
+/// Where a publication's chunks start in this rank's staging ring (Call::take_chunks).
+enum class RingStart {
+  /// Right after the previous publication's: consecutive calls go round the ring. For ranks
+  /// that run ahead of their readers (a broadcast root, a gather member): the slot it writes
+  /// was last read a lap ago, so its lines have mostly left the reader's cache, where writing
+  /// into lines a reader has just read costs a cross-core invalidation each (restarting made
+  /// np=4 and np=8 64 KiB gathers 1.35-1.7x slower in loops of 1000).
+  next,
+  /// The ring's start again when its first slots are free (every reader of what went through
+  /// them is done), else as `next`: collectives that synchronise (large allreduce) reuse the
+  /// same slots call after call, and their first calls no longer pay for every page of the
+  /// ring (np=8 64 KiB allreduce over 50 calls: 1002 -> 184 us).
+  restart_when_free,
+  /// The next half of the ring, for at most half a ring of chunks (alltoall's one-block
+  /// chunks): consecutive alltoalls alternate between the two halves, and each reader reads 2
+  /// slots of each peer, not all 16 (at 8 ranks, 7 chunks a call). It costs no waiting: an
+  /// alltoall ends only once every rank has entered it, so by the time this rank reuses a half
+  /// (two calls later) every peer has finished the call that filled it, reads included.
+  alternate_halves,
+};
+
 /// This rank's publication: `bytes` from `data`; rank r reads [ranges[r].first, +second).
 struct Outgoing {
   const std::byte* data = nullptr;
@@ -150,9 +171,8 @@ struct Outgoing {
   // At most this many bytes a chunk (0: the staging slot's size), for streams of equal blocks
   // (alltoall): one block a chunk, so that a reader waits for its own block only.
   std::uint32_t max_chunk = 0;
-  // Start at the next half of the staging ring (alltoall's one-block chunks): see
-  // Call::number_chunks.
-  bool alternate_halves = false;
+  // Where in the staging ring the chunks start: see Call::take_chunks.
+  RingStart ring_start = RingStart::next;
   // State.
   bool is_inline = false;
   std::uint64_t first = 0;
@@ -446,28 +466,35 @@ class Call {
 
   /// Numbers the chunks of a staged (not inline) publication `out`: its chunk size, its first
   /// global chunk and how many; none written yet.
-  ///
-  /// With `out.alternate_halves` (alltoall's one-block chunks) and at most half a ring of chunks,
-  /// the publication starts at the next half of this rank's staging ring, so that consecutive
-  /// alltoalls alternate between the two halves instead of rotating through every slot. Each
-  /// reader then reads 2 slots of each peer, not all 16 (at 8 ranks, 7 chunks a call): on a
-  /// machine where a process's first access to a page is slow (bench/coll/first_touch: 5-20 us
-  /// a page on the 2026-12-07 evening guest), a job's first 16 alltoalls paid for reading every
-  /// page of every peer's ring once. It costs no waiting: an alltoall ends only once every rank
-  /// has entered it, so by the time this rank reuses a half (two calls later) every peer has
-  /// finished the call that filled it, reads included. (The chunk numbers skipped are never
-  /// published; nobody waits for them.)
   void number_chunks(Outgoing& out) {
     out.chunk_bytes = chunk_size(out.d.elem_bytes);
     if (out.max_chunk != 0) out.chunk_bytes = std::min(out.chunk_bytes, out.max_chunk);
     out.chunks = (out.d.bytes + out.chunk_bytes - 1) / out.chunk_bytes;
-    const std::uint64_t half = area_.slots() / 2;
-    if (out.alternate_halves && half > 0 && out.chunks <= half) {
-      engine_.next_chunk = (engine_.next_chunk + half - 1) / half * half;
-    }
-    out.first = engine_.next_chunk;
-    engine_.next_chunk += out.chunks;
+    out.first = take_chunks(out.chunks, out.ring_start);
     out.next = 0;
+  }
+
+  /// The first global number of a publication of `chunks` chunks (the next ones of this rank's
+  /// stream), which decides the slots it goes through (chunk g: slot g % slots) and so the pages
+  /// of the staging ring its readers touch. Numbers skipped are never published; nobody waits
+  /// for them. On a machine where a process's first access to a page is slow
+  /// (bench/coll/first_touch: 5-20 us a page on the 2026-12-07 evening guest), a job's first lap
+  /// of the ring was the larger part of its first calls; see RingStart for the choices.
+  std::uint64_t take_chunks(std::uint64_t chunks, RingStart start) {
+    const std::uint64_t slots = area_.slots();
+    const std::uint64_t half = slots / 2;
+    std::uint64_t& next = engine_.next_chunk;
+    if (start == RingStart::alternate_halves) {
+      if (half > 0 && chunks <= half) next = (next + half - 1) / half * half;
+    } else if (start == RingStart::restart_when_free && chunks <= slots && next % slots != 0) {
+      const std::uint64_t lap = (next / slots + 1) * slots;
+      bool free = true;
+      for (std::uint64_t c = 0; c < chunks && free; ++c) free = slot_free(lap + c);
+      if (free) next = lap;
+    }
+    const std::uint64_t first = next;
+    next += chunks;
+    return first;
   }
 
   void chunk_readers(const Outgoing& out, std::uint64_t c, std::vector<int>& readers) const {
@@ -839,7 +866,7 @@ Outgoing& scratch_outgoing() {
   o.head_bytes = std::numeric_limits<std::uint64_t>::max();
   o.tail = 0;
   o.max_chunk = 0;
-  o.alternate_halves = false;
+  o.ring_start = RingStart::next;
   o.is_inline = false;
   o.first = 0;
   o.chunk_bytes = 0;
@@ -1468,8 +1495,7 @@ void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::b
   Descriptor d{kind, -1, bytes, elem, op.op_id};
   const std::uint64_t cb = call.chunk_size(elem);
   const std::uint64_t chunks = (bytes + cb - 1) / cb;
-  const std::uint64_t first = engine.next_chunk;
-  engine.next_chunk += chunks;
+  const std::uint64_t first = call.take_chunks(chunks, RingStart::restart_when_free);
   std::vector<int> peers = others(call);
   if (n == 2 && bytes >= kPairReduceMinBytes) {
     // Both ranks take this branch (the same bytes on both, or open() reports the mismatch).
@@ -2225,7 +2251,7 @@ void collective_alltoall(CommunicatorImpl& comm, const void* in_v, const std::si
       o.max_chunk = static_cast<std::uint32_t>(b);
     }
     o.main_readers = collectives::peers_of(call);
-    o.alternate_halves = o.max_chunk != 0;
+    if (o.max_chunk != 0) o.ring_start = collectives::RingStart::alternate_halves;
     auto position = [&](std::uint64_t from, std::uint64_t to) { return (to + un - from - 1) % un * b; };
     for (std::uint64_t j = 0; j < un; ++j) {
       o.ranges.emplace_back(j == ume ? 0 : position(ume, j), j == ume ? 0 : b);
