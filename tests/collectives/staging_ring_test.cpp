@@ -5,9 +5,9 @@
 // - Consecutive alltoalls of one-chunk blocks alternate between the two halves of the ring, so
 //   a reader touches 2 slots of each peer instead of all of them: the slots a run of alltoalls
 //   announces chunks in (the engine's per-slot counts), and every block.
-// - Large allreduces of less than half a ring start at the ring's start again when its first
-//   slots are free: allreduces separated by a barrier use slot 0 only; those of half a ring
-//   alternate between the halves.
+// - Large allreduces and iallreduces of less than half a ring start at the ring's start again
+//   when its first slots are free: calls separated by a barrier use slot 0 only; allreduces of
+//   half a ring alternate between the halves.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -72,6 +72,7 @@ TEST(StagingRing, LargeAllreducesRestartAtTheRingStartWhenItIsFree) {
   const int n = w.size();
   if (n == 1) GTEST_SKIP();
   auto& engine = cohort::testing::engine();
+  w.barrier();  // every peer is done reading what earlier tests published
   const std::vector<std::uint64_t> before(engine.slot_expected.begin(), engine.slot_expected.end());
   // 16 KiB of doubles: one staging chunk, staged at every size of job (two ranks copy across
   // address spaces only from 32 KiB).
@@ -94,6 +95,38 @@ TEST(StagingRing, LargeAllreducesRestartAtTheRingStartWhenItIsFree) {
     std::vector<double> s(count, w.rank() + 1.0 + call);
     w.allreduce(s, std::plus<>{});
     ASSERT_EQ(s[count - 1], n * (n + 1) / 2.0 + n * static_cast<double>(call)) << "call " << call;
+  }
+}
+
+TEST(StagingRing, LargeIallreducesRestartAtTheRingStartWhenItIsFree) {
+  auto& w = cohort::testing::env().world();
+  const int n = w.size();
+  if (n == 1) GTEST_SKIP();
+  auto& engine = cohort::testing::engine();
+  w.barrier();  // every peer is done reading what earlier tests published
+  const std::vector<std::uint64_t> before(engine.slot_expected.begin(), engine.slot_expected.end());
+  const std::size_t count = 2048;  // 16 KiB: one staging chunk
+  for (int call = 0; call < 40; ++call) {
+    std::vector<double> in(count), out(count, -1.0);
+    for (std::size_t i = 0; i < count; ++i) in[i] = w.rank() + 1.0 + call + static_cast<double>(i);
+    w.iallreduce(in, out, std::plus<>{}).wait();
+    for (std::size_t i = 0; i < count; i += 97) {
+      ASSERT_EQ(out[i], n * (n + 1) / 2.0 + n * (call + static_cast<double>(i))) << "call " << call;
+    }
+    w.barrier();
+  }
+  // Every rank published (a contribution to rank 0, or rank 0 the result), always in slot 0.
+  EXPECT_EQ(slots_used(before), std::set<std::size_t>{0}) << "rank " << w.rank();
+  // Several in flight at once: a rank finds slot 0 busy and goes on round the ring.
+  std::vector<std::vector<double>> ins(4, std::vector<double>(count)), outs(4, std::vector<double>(count));
+  std::vector<cohort::CollectiveRequest> reqs;
+  for (std::size_t k = 0; k < ins.size(); ++k) {
+    for (std::size_t i = 0; i < count; ++i) ins[k][i] = w.rank() * 2.0 + static_cast<double>(k + i);
+    reqs.push_back(w.iallreduce(ins[k], outs[k], std::plus<>{}));
+  }
+  for (auto& r : reqs) r.wait();
+  for (std::size_t k = 0; k < ins.size(); ++k) {
+    ASSERT_EQ(outs[k][11], n * (n - 1.0) + n * static_cast<double>(k + 11)) << "request " << k;
   }
 }
 
