@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -125,6 +126,7 @@ class Job {
   void flush_all();
   void teardown(Reason reason);
   void signal_running(int signal);
+  void end_leftovers();
   void wake_attached();
   std::vector<RankSnapshot> snapshots() const;
   void sample(Clock::time_point now);
@@ -207,8 +209,13 @@ int Job::run() {
     }
   }
   if (!prepare(placement)) return kExitUsage;
+  // Processes a rank starts that outlive it come back to cohortrun (end_leftovers).
+  if (!platform::become_subreaper() && o_.verbose) {
+    say("cannot become the ranks' child subreaper: processes they leave running are not ended");
+  }
   spawn_all(placement);
   loop();
+  end_leftovers();
   flush_all();
   write_trace_and_stats();
 
@@ -729,6 +736,46 @@ void Job::signal_running(int signal) {
   for (Rank& rank : ranks_) {
     if (rank.running) platform::send_signal(rank.pidfd.get(), signal);
   }
+}
+
+// Once every rank has ended: the processes the ranks started that are still running (a shell
+// rank's commands, a daemon, the children of a rank cohortrun terminated) have been re-parented
+// to cohortrun, their child subreaper. They belong to the job and end with it, as mpirun ends
+// each rank's process group: SIGTERM, the grace period, then SIGKILL, and they are reaped. (Only
+// a process that cohortrun's own death orphans escapes; the ranks themselves die with it.)
+void Job::end_leftovers() {
+  platform::reap_ended_children();  // ranks are reaped through their pidfds: these are others
+  std::vector<pid_t> left = platform::living_children();
+  if (left.empty()) return;
+  std::string pids;
+  for (std::size_t i = 0; i < left.size() && i < 8; ++i) pids += fmt::format("{}{}", i ? ", " : "", left[i]);
+  if (left.size() > 8) pids += ", ...";
+  say(fmt::format("{} process{} started by the ranks still running after them (pid{} {}): "
+                  "terminating {} (SIGTERM, SIGKILL after {} s)",
+                  left.size(), left.size() > 1 ? "es" : "", left.size() > 1 ? "s" : "", pids,
+                  left.size() > 1 ? "them" : "it", o_.grace_seconds));
+  // Scan, then signal, then reap: a child is not reaped between being listed and signalled, so
+  // its pid cannot have been reused.
+  for (pid_t pid : left) ::kill(pid, SIGTERM);
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(o_.grace_seconds));
+  for (;;) {
+    platform::reap_ended_children();
+    left = platform::living_children();
+    if (left.empty()) return;
+    if (Clock::now() >= deadline) break;
+    // Processes those children leave are re-parented here too, and get the same signal.
+    for (pid_t pid : left) ::kill(pid, SIGTERM);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // SIGKILL what is left, and what their ends re-parent here, a bounded number of rounds.
+  for (int round = 0; round < 100 && !left.empty(); ++round) {
+    for (pid_t pid : left) ::kill(pid, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    platform::reap_ended_children();
+    left = platform::living_children();
+  }
+  if (!left.empty()) say(fmt::format("{} process(es) started by the ranks could not be ended", left.size()));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "runtime/platform/process.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -161,6 +162,55 @@ char process_state(pid_t pid) noexcept {
 void kill_and_reap(pid_t pid) noexcept {
   ::kill(pid, SIGKILL);
   while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+bool become_subreaper() noexcept {
+  return ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0;
+}
+
+std::vector<pid_t> living_children() {
+  std::vector<pid_t> out;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return out;
+  const pid_t self = ::getpid();
+  while (const dirent* e = ::readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || pid <= 0) continue;
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buffer[512];
+    ssize_t n = -1;
+    do {
+      n = ::read(fd, buffer, sizeof buffer - 1);
+    } while (n < 0 && errno == EINTR);
+    ::close(fd);
+    if (n <= 0) continue;
+    buffer[n] = '\0';
+    // "pid (comm) S ppid ...": comm may hold spaces and parentheses.
+    const char* close_paren = std::strrchr(buffer, ')');
+    if (close_paren == nullptr || close_paren[1] != ' ' || close_paren[2] == '\0') continue;
+    const char state = close_paren[2];
+    const long ppid = std::strtol(close_paren + 3, nullptr, 10);
+    if (ppid == self && state != 'Z' && state != 'X') out.push_back(static_cast<pid_t>(pid));
+  }
+  ::closedir(proc);
+  return out;
+}
+
+int reap_ended_children() noexcept {
+  int n = 0;
+  for (;;) {
+    const pid_t pid = ::waitpid(-1, nullptr, WNOHANG);
+    if (pid > 0) {
+      ++n;
+      continue;
+    }
+    if (pid < 0 && errno == EINTR) continue;
+    return n;
   }
 }
 

@@ -73,6 +73,18 @@ char process_state(pid_t pid) noexcept;
 /// Kills `pid` (SIGKILL) and reaps it: for a child that could not be put under supervision.
 void kill_and_reap(pid_t pid) noexcept;
 
+/// Makes this process the "child subreaper" of its descendants (prctl PR_SET_CHILD_SUBREAPER):
+/// a process whose parent ends is re-parented to this one instead of init, so that a launcher can
+/// find, end and reap what its ranks left running. Returns false if the kernel refuses.
+bool become_subreaper() noexcept;
+
+/// The pids of this process's living children (from /proc: every process whose parent is this
+/// one), zombies excluded. Empty when there are none or /proc cannot be read.
+std::vector<pid_t> living_children();
+
+/// Reaps every child of this process that has ended (waitpid WNOHANG); returns how many.
+int reap_ended_children() noexcept;
+
 /// Raises this process's soft limit of open files to the hard limit (a job holds a pidfd and up
 /// to two pipes per rank) and returns the previous soft limit, for spawn() to restore in children.
 long raise_open_files_limit() noexcept;

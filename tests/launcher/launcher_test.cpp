@@ -549,6 +549,41 @@ TEST_F(LauncherTest, FailureSetsTheAbortFlag) {
   EXPECT_EQ(r.out, "abort seen\n");
 }
 
+// The pids a shell rank wrote into child.<rank> files: the commands it started in the background.
+std::vector<pid_t> background_pids(const std::string& dir, int ranks) {
+  std::vector<pid_t> pids;
+  for (int r = 0; r < ranks; ++r) {
+    std::string text = read_file(dir + "/child." + std::to_string(r));
+    if (!text.empty()) pids.push_back(static_cast<pid_t>(std::stol(text)));
+  }
+  return pids;
+}
+
+TEST_F(LauncherTest, ProcessesTheRanksLeaveRunningEndWithTheJob) {
+  // Each rank starts a command in the background and exits at once; the command, re-parented to
+  // cohortrun (its child subreaper), ends with the job instead of running on.
+  auto r = run({"-n", "2", "sh", "-c", "sleep 60 & echo $! > " + dir_ + "/child.$COHORT_RANK"});
+  EXPECT_EQ(r.code(), 0) << r.err;
+  std::vector<pid_t> left = background_pids(dir_, 2);
+  ASSERT_EQ(left.size(), 2u) << r.err;
+  for (pid_t p : left) EXPECT_TRUE(process_gone(p)) << "pid " << p << " survived cohortrun";
+  EXPECT_NE(r.err.find("2 processes started by the ranks still running after them"), std::string::npos)
+      << r.err;
+  EXPECT_LT(r.elapsed, 10s);
+}
+
+TEST_F(LauncherTest, ProcessesOfTerminatedRanksEndWithTheJob) {
+  // Shell ranks wait for their command; the job times out, cohortrun terminates the shells, and
+  // their commands (which a SIGTERM to the shell does not reach) end too.
+  auto r = run({"--timeout", "1", "-n", "2", "sh", "-c",
+                "sleep 60 & echo $! > " + dir_ + "/child.$COHORT_RANK; wait"});
+  EXPECT_EQ(r.code(), 124) << r.err;
+  std::vector<pid_t> left = background_pids(dir_, 2);
+  ASSERT_EQ(left.size(), 2u) << r.err;
+  for (pid_t p : left) EXPECT_TRUE(process_gone(p)) << "pid " << p << " survived cohortrun";
+  EXPECT_NE(r.err.find("started by the ranks still running after them"), std::string::npos) << r.err;
+}
+
 TEST_F(LauncherTest, NothingIsLeftInDevShm) {
   std::set<std::string> before = list_dir("/dev/shm");
   Result r = run({"-n", "3", kRank, "segv@2", "sleep:30000"});
