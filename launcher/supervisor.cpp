@@ -745,6 +745,7 @@ void Job::signal_running(int signal) {
 // a process that cohortrun's own death orphans escapes; the ranks themselves die with it.)
 void Job::end_leftovers() {
   platform::reap_ended_children();  // ranks are reaped through their pidfds: these are others
+  if (!platform::has_children()) return;  // the usual case, without reading /proc
   std::vector<pid_t> left = platform::living_children();
   if (left.empty()) return;
   std::string pids;

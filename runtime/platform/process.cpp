@@ -214,6 +214,14 @@ int reap_ended_children() noexcept {
   }
 }
 
+bool has_children() noexcept {
+  for (;;) {
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0) return true;
+    if (errno != EINTR) return false;  // ECHILD: none
+  }
+}
+
 long raise_open_files_limit() noexcept {
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return -1;

@@ -85,6 +85,10 @@ std::vector<pid_t> living_children();
 /// Reaps every child of this process that has ended (waitpid WNOHANG); returns how many.
 int reap_ended_children() noexcept;
 
+/// Whether this process has any child, running or ended and not yet reaped (waitid WNOWAIT: a
+/// system call, where living_children() reads all of /proc).
+bool has_children() noexcept;
+
 /// Raises this process's soft limit of open files to the hard limit (a job holds a pidfd and up
 /// to two pipes per rank) and returns the previous soft limit, for spawn() to restore in children.
 long raise_open_files_limit() noexcept;
