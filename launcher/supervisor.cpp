@@ -756,8 +756,17 @@ void Job::end_leftovers() {
                   left.size(), left.size() > 1 ? "es" : "", left.size() > 1 ? "s" : "", pids,
                   left.size() > 1 ? "them" : "it", o_.grace_seconds));
   // Scan, then signal, then reap: a child is not reaped between being listed and signalled, so
-  // its pid cannot have been reused.
-  for (pid_t pid : left) ::kill(pid, SIGTERM);
+  // its pid cannot have been reused. Each gets one SIGTERM (a second could cut its clean-up
+  // short); processes those children leave are re-parented here too and get theirs.
+  std::vector<pid_t> told;
+  auto terminate_new = [&] {
+    for (pid_t pid : left) {
+      if (std::find(told.begin(), told.end(), pid) != told.end()) continue;
+      ::kill(pid, SIGTERM);
+      told.push_back(pid);
+    }
+  };
+  terminate_new();
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                            std::chrono::duration<double>(o_.grace_seconds));
   for (;;) {
@@ -765,8 +774,7 @@ void Job::end_leftovers() {
     left = platform::living_children();
     if (left.empty()) return;
     if (Clock::now() >= deadline) break;
-    // Processes those children leave are re-parented here too, and get the same signal.
-    for (pid_t pid : left) ::kill(pid, SIGTERM);
+    terminate_new();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   // SIGKILL what is left, and what their ends re-parent here, a bounded number of rounds.
