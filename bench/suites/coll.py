@@ -79,8 +79,8 @@ def run(build, quick=False, nps=NPS, benches=None, repeats=None, sizes=None):
             if have_mpi:
                 impls.append(("openmpi", ["mpirun", "--oversubscribe", "-n", str(np_), mpi_bin] + args))
             # compute_efficiency: the same compute loop without communication, and with one yield
-            ceilings = {"compute_ceiling": [], "compute_switch_ceiling": []}
             with_ceiling = b == "compute_efficiency" and os.path.exists(ceiling_bin)
+            ceilings = {"compute_ceiling": [], "compute_switch_ceiling": []} if with_ceiling else {}
             values = {name: [] for name, _ in impls}
             unit = "us"
             for _ in range(repeats):
@@ -88,10 +88,9 @@ def run(build, quick=False, nps=NPS, benches=None, repeats=None, sizes=None):
                     r = run_one(cmd, env)
                     values[name].append(r["value"])
                     unit = r["unit"]
-                if with_ceiling:
-                    for row, values_of in ceilings.items():
-                        values_of.append(run_one([cohortrun, "-n", str(np_), ceiling_bin, row, "0", str(it)],
-                                                 env)["value"])
+                for row, values_of in ceilings.items():
+                    values_of.append(run_one([cohortrun, "-n", str(np_), ceiling_bin, row, "0", str(it)],
+                                             env)["value"])
             for name, _ in impls:
                 rows.append({"suite": "coll", "bench": b, "impl": name, "np": np_, "bytes": s,
                              "value": round(statistics.median(values[name]), 4), "unit": unit})
@@ -100,7 +99,7 @@ def run(build, quick=False, nps=NPS, benches=None, repeats=None, sizes=None):
                 c, m = rows[-2]["value"], rows[-1]["value"]
                 line += "  openmpi %10.3f  ratio %.2f %s" % (m, c / m if m else float("nan"), unit)
             print(line, file=sys.stderr, flush=True)
-            for row, values_of in ceilings.items() if with_ceiling else ():
+            for row, values_of in ceilings.items():
                 rows.append({"suite": "coll", "bench": row, "impl": "cohort", "np": np_,
                              "bytes": 0, "value": round(statistics.median(values_of), 4), "unit": "ratio"})
                 what = ("no communication: what the cores allow" if row == "compute_ceiling" else

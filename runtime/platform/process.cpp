@@ -140,23 +140,37 @@ pid_t spawn(const SpawnRequest& request) {
   return pid;
 }
 
-char process_state(pid_t pid) noexcept {
+namespace {
+
+// Reads the state letter and the parent pid of process `pid` from /proc/PID/stat ("pid (comm) S
+// ppid ..."; comm may hold spaces and parentheses, so the fields are read after the last ')').
+// False when it cannot be read (gone, no /proc).
+bool read_stat(long pid, char& state, long& ppid) noexcept {
   char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return '?';
+  if (fd < 0) return false;
   char buffer[512];
   ssize_t n = -1;
   do {
     n = ::read(fd, buffer, sizeof buffer - 1);
   } while (n < 0 && errno == EINTR);
   ::close(fd);
-  if (n <= 0) return '?';
+  if (n <= 0) return false;
   buffer[n] = '\0';
-  // "pid (comm) S ...": comm may hold spaces and parentheses, so look after the last ')'.
   const char* close_paren = std::strrchr(buffer, ')');
-  if (close_paren == nullptr || close_paren[1] != ' ' || close_paren[2] == '\0') return '?';
-  return close_paren[2];
+  if (close_paren == nullptr || close_paren[1] != ' ' || close_paren[2] == '\0') return false;
+  state = close_paren[2];
+  ppid = std::strtol(close_paren + 3, nullptr, 10);
+  return true;
+}
+
+}  // namespace
+
+char process_state(pid_t pid) noexcept {
+  char state = '?';
+  long ppid = 0;
+  return read_stat(static_cast<long>(pid), state, ppid) ? state : '?';
 }
 
 void kill_and_reap(pid_t pid) noexcept {
@@ -178,23 +192,9 @@ std::vector<pid_t> living_children() {
     char* end = nullptr;
     const long pid = std::strtol(e->d_name, &end, 10);
     if (end == e->d_name || *end != '\0' || pid <= 0) continue;
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    char buffer[512];
-    ssize_t n = -1;
-    do {
-      n = ::read(fd, buffer, sizeof buffer - 1);
-    } while (n < 0 && errno == EINTR);
-    ::close(fd);
-    if (n <= 0) continue;
-    buffer[n] = '\0';
-    // "pid (comm) S ppid ...": comm may hold spaces and parentheses.
-    const char* close_paren = std::strrchr(buffer, ')');
-    if (close_paren == nullptr || close_paren[1] != ' ' || close_paren[2] == '\0') continue;
-    const char state = close_paren[2];
-    const long ppid = std::strtol(close_paren + 3, nullptr, 10);
+    char state = '?';
+    long ppid = 0;
+    if (!read_stat(pid, state, ppid)) continue;
     if (ppid == self && state != 'Z' && state != 'X') out.push_back(static_cast<pid_t>(pid));
   }
   ::closedir(proc);

@@ -20,6 +20,28 @@
 
 namespace {
 
+/// This rank's count of announced chunks per staging slot (the engine's slot_expected).
+std::vector<std::uint64_t> slot_counts() {
+  auto& engine = cohort::testing::engine();
+  return {engine.slot_expected.begin(), engine.slot_expected.end()};
+}
+
+/// slot_counts() once every peer is done reading what earlier tests published.
+std::vector<std::uint64_t> slot_counts_after_earlier_reads() {
+  cohort::testing::env().world().barrier();
+  return slot_counts();
+}
+
+/// The slots whose announced-chunk count changed since `before`.
+std::set<std::size_t> slots_used(const std::vector<std::uint64_t>& before) {
+  auto& engine = cohort::testing::engine();
+  std::set<std::size_t> used;
+  for (std::size_t s = 0; s < engine.area().slots(); ++s) {
+    if (engine.slot_expected[s] != before[s]) used.insert(s);
+  }
+  return used;
+}
+
 TEST(AlltoallRing, OneChunkBlocksUseTwoHalvesOfTheRingOnly) {
   auto& w = cohort::testing::env().world();
   const auto n = static_cast<std::size_t>(w.size());
@@ -28,7 +50,7 @@ TEST(AlltoallRing, OneChunkBlocksUseTwoHalvesOfTheRingOnly) {
   const std::size_t slots = engine.area().slots();
   const std::size_t half = slots / 2;
   ASSERT_LE(n - 1, half) << "this test expects at most " << half + 1 << " ranks";
-  const auto before = engine.slot_expected;
+  const std::vector<std::uint64_t> before = slot_counts();
   const std::size_t block = 8192;  // one chunk a block (4 KiB up to a chunk)
   for (int call = 0; call < 40; ++call) {
     std::vector<std::uint8_t> send(block * n), recv(block * n, 0);
@@ -47,33 +69,18 @@ TEST(AlltoallRing, OneChunkBlocksUseTwoHalvesOfTheRingOnly) {
     }
   }
   // Every slot the run announced chunks in lies in [0, n - 1) or [half, half + n - 1).
-  std::set<std::size_t> used;
-  for (std::size_t s = 0; s < slots; ++s) {
-    if (engine.slot_expected[s] != before[s]) used.insert(s);
-  }
+  const std::set<std::size_t> used = slots_used(before);
   EXPECT_EQ(used.size(), 2 * (n - 1));
   for (std::size_t s : used) {
     EXPECT_TRUE(s < n - 1 || (s >= half && s < half + n - 1)) << "slot " << s << " of " << slots;
   }
 }
 
-/// The slots whose announced-chunk count changed since `before`.
-std::set<std::size_t> slots_used(const std::vector<std::uint64_t>& before) {
-  auto& engine = cohort::testing::engine();
-  std::set<std::size_t> used;
-  for (std::size_t s = 0; s < engine.area().slots(); ++s) {
-    if (engine.slot_expected[s] != before[s]) used.insert(s);
-  }
-  return used;
-}
-
 TEST(StagingRing, LargeAllreducesRestartAtTheRingStartWhenItIsFree) {
   auto& w = cohort::testing::env().world();
   const int n = w.size();
   if (n == 1) GTEST_SKIP();
-  auto& engine = cohort::testing::engine();
-  w.barrier();  // every peer is done reading what earlier tests published
-  const std::vector<std::uint64_t> before(engine.slot_expected.begin(), engine.slot_expected.end());
+  const std::vector<std::uint64_t> before = slot_counts_after_earlier_reads();
   // 16 KiB of doubles: one staging chunk, staged at every size of job (two ranks copy across
   // address spaces only from 32 KiB).
   const std::size_t count = 2048;
@@ -102,9 +109,7 @@ TEST(StagingRing, LargeIallreducesRestartAtTheRingStartWhenItIsFree) {
   auto& w = cohort::testing::env().world();
   const int n = w.size();
   if (n == 1) GTEST_SKIP();
-  auto& engine = cohort::testing::engine();
-  w.barrier();  // every peer is done reading what earlier tests published
-  const std::vector<std::uint64_t> before(engine.slot_expected.begin(), engine.slot_expected.end());
+  const std::vector<std::uint64_t> before = slot_counts_after_earlier_reads();
   const std::size_t count = 2048;  // 16 KiB: one staging chunk
   for (int call = 0; call < 40; ++call) {
     std::vector<double> in(count), out(count, -1.0);
@@ -137,7 +142,7 @@ TEST(StagingRing, AllreducesOfHalfARingGoRoundTheRing) {
   if (n <= 2) GTEST_SKIP();
   auto& engine = cohort::testing::engine();
   const std::size_t slots = engine.area().slots();
-  const std::vector<std::uint64_t> before(engine.slot_expected.begin(), engine.slot_expected.end());
+  const std::vector<std::uint64_t> before = slot_counts();
   // Half a ring of chunks: restarting would only add a first touch of the other half whenever a
   // rank found the first still being read, so these alternate between the halves as before.
   const std::size_t count = engine.area().chunk_bytes() * (slots / 2) / sizeof(double);
