@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +49,7 @@
 #include "runtime/transport/collective_kind.hpp"
 #include "runtime/transport/copy.hpp"
 #include "runtime/transport/prefetch.hpp"
+#include "runtime/transport/trace.hpp"
 #include "runtime/collectives/engine.hpp"
 #include "runtime/runtime.hpp"
 
@@ -79,6 +81,44 @@ Engine::Engine(const transport::Segment& segment, int self, bool oversubscribed)
   waiter_.count_wait_time(false);  // statistics: time in collectives counts as collective_ns
   announced.assign(static_cast<std::size_t>(segment.ranks()), 0);
   released_to.assign(static_cast<std::size_t>(segment.ranks()), 0);
+}
+
+Engine::~Engine() { pair_modes_.report(self_); }
+
+PairModes::PairModes() {
+  if (const char* v = std::getenv("COHORT_PAIR_STAGED"); v != nullptr && (v[0] == '0' || v[0] == '1')) {
+    forced_ = v[0] - '0';
+  }
+}
+
+transport::ModeChooser& PairModes::chooser(std::uint64_t bytes) noexcept {
+  // 32 KiB .. 64 KiB - 1 -> 0, 64 KiB .. -> 1, ..., 16 MiB and more -> kSizes - 1.
+  const int b = std::clamp(static_cast<int>(std::bit_width(bytes)) - 16, 0, kSizes - 1);
+  return choosers_[static_cast<std::size_t>(b)];
+}
+
+bool PairModes::staged(std::uint64_t bytes) noexcept {
+  return forced_ >= 0 ? forced_ == 1 : chooser(bytes).want();
+}
+
+void PairModes::record(std::uint64_t bytes, bool staged, std::uint64_t ns) noexcept {
+  if (forced_ < 0) chooser(bytes).record(staged, bytes, ns);
+}
+
+void PairModes::report(int self) const {
+  const char* d = std::getenv("COHORT_DEBUG");
+  if (d == nullptr || d[0] != '1') return;
+  for (int b = 0; b < kSizes; ++b) {
+    const transport::ModeChooser& m = choosers_[static_cast<std::size_t>(b)];
+    if (m.count(false) + m.count(true) == 0) continue;
+    std::fprintf(stderr,
+                 "cohort: collectives: rank %d, two-rank allreduces of %llu KiB %s: copied across "
+                 "address spaces %.1f GB/s (%llu calls), staged %.1f GB/s (%llu calls)\n",
+                 self, static_cast<unsigned long long>(std::uint64_t{32} << b),
+                 b == kSizes - 1 ? "or more" : "up to twice that", m.rate(false),
+                 static_cast<unsigned long long>(m.count(false)), m.rate(true),
+                 static_cast<unsigned long long>(m.count(true)));
+  }
 }
 
 void Engine::publish_released() noexcept {
@@ -1504,16 +1544,27 @@ void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::b
   std::vector<int> peers = others(call);
   if (n == 2 && bytes >= kPairReduceMinBytes) {
     // Both ranks take this branch (the same bytes on both, or open() reports the mismatch).
+    // Rank 0 decides whether this call copies (PairModes) and times it; rank 1 offers whenever
+    // it can, so rank 0 knows whether it had the choice.
     const int peer = 1 - call.me();
-    const PairInfo mine = offer(engine, in, out);
+    const bool decides = call.me() == 0;
+    PairModes& modes = engine.pair_modes();
+    PairInfo mine = offer(engine, in, out);
+    const bool can_copy = mine.copy != 0;
+    if (decides && can_copy && modes.staged(bytes)) mine.copy = 0;
+    const std::uint64_t started = decides ? transport::trace_clock_ns() : 0;
     call.publish_main(d, &mine, sizeof mine, peers, first, static_cast<std::uint32_t>(cb),
                       kFlagPair);
     const transport::CollectiveMain& m = call.wait_main(peer);
     Incoming theirs = incoming(peer, 0, bytes, nullptr, bytes);
     theirs.pair = true;
     call.open(theirs, d, m);
-    if (mine.copy != 0 && read_pair_info(m).copy != 0 &&
+    const bool peer_can_copy = read_pair_info(m).copy != 0;
+    if (mine.copy != 0 && peer_can_copy &&
         allreduce_pair_copy(call, theirs, m, in, out, bytes, op, d, first, cb)) {
+      if (decides) {
+        modes.record(bytes, false, transport::trace_clock_ns() - started);
+      }
       return;
     }
     // Not both offer, or a read was refused (nothing written): through the staging chunks.
@@ -1521,6 +1572,9 @@ void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::b
     ins[static_cast<std::size_t>(peer)] = theirs;
     call.release_main(peer, m);
     allreduce_pair(call, ins, in, out, bytes, op, first, cb, peers);
+    if (decides && can_copy && mine.copy == 0 && peer_can_copy) {  // staged by choice
+      modes.record(bytes, true, transport::trace_clock_ns() - started);
+    }
     return;
   }
   call.publish_main(d, nullptr, 0, peers, first, static_cast<std::uint32_t>(cb));

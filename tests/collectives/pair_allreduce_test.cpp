@@ -130,6 +130,26 @@ TEST(PairAllreduce, ARankThatDoesNotOfferGetsEverythingStaged) {
   }
 }
 
+TEST(PairAllreduce, RankZeroChoosesStagingAndNeitherRankCrosses) {
+  // Rank 0 decides (collectives::PairModes); rank 1 still offers and follows it.
+  auto& c = pair();
+  if (c.size() != 2) GTEST_SKIP();
+  if (c.rank() == 0) engine().pair_modes().fix(true);
+  const std::uint64_t before = engine().cross_memory_calls();
+  check_allreduce(c, 100003, false, 80);
+  check_allreduce(c, 100003, true, 81);
+  EXPECT_EQ(engine().cross_memory_calls(), before) << "rank 0 chose to stage";
+  engine().pair_modes().fix(false);
+  c.barrier();
+  if (!cross_memory_enabled_by_environment() || !engine().cross_memory().on()) return;
+  // Rank 1's choice does not matter: rank 0 copies, so both cross.
+  if (c.rank() == 1) engine().pair_modes().fix(true);
+  check_allreduce(c, 100003, false, 82);
+  EXPECT_EQ(engine().cross_memory_calls(), before + 1);
+  engine().pair_modes().fix(false);
+  c.barrier();
+}
+
 TEST(PairAllreduce, RefusedCopiesAreStagedAndNothingIsLost) {
   auto& c = pair();
   if (c.size() != 2) GTEST_SKIP();

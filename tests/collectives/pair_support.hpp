@@ -21,6 +21,15 @@ namespace cohort::testing {
 /// This rank's collectives engine (its cross-memory copier and count of crossing calls).
 inline collectives::Engine& engine() { return detail::Runtime::current()->collectives(); }
 
+/// These tests are about copies across address spaces: two-rank allreduces copy whenever both
+/// ranks can, whatever the engine measured (collectives::PairModes); the staged form is tested
+/// under COHORT_CMA=0, by the tests that fix it here, and by collectives_test.np2.pair_staged.
+struct CopyWheneverBothCan : ::testing::Environment {
+  void SetUp() override { engine().pair_modes().fix(false); }
+};
+inline ::testing::Environment* const copy_whenever_both_can =
+    ::testing::AddGlobalTestEnvironment(new CopyWheneverBothCan);
+
 /// False under COHORT_CMA=0 (the ctest runs *.no_cma): then no rank offers to cross.
 inline bool cross_memory_enabled_by_environment() {
   const char* v = std::getenv("COHORT_CMA");

@@ -1,0 +1,96 @@
+// Transport: a choice between two ways of moving the same bytes, made from what each measured.
+//
+// Why: on this kind of machine the speed of a way of copying depends on the host's placement of
+// the two vCPUs and on the CPU generation, and it changes under a running job. The store mode of
+// a point-to-point stream (p2p/stream_mode.hpp) and the two-rank broadcasts and allreduces
+// (copy across address spaces, or through the staging slots: collectives/engine.hpp) each pick
+// one of two modes this way.
+//
+// How: the caller times each transfer it could have made either way and records it with the
+// mode that made it; the chooser keeps a running rate per mode and says which to use next: the
+// default mode (0) until the other one (1) is at least `margin` times faster, and now and then
+// the other one, so that a change is noticed. The first transfers after a change of mode start
+// from the caches (and page mappings) the other mode left and are not counted, nor are the
+// first transfers of all (cold caches, buffers not yet faulted in). Pure: unit-tested with made-up
+// timings (tests/unit/stream_mode_test.cpp, tests/unit/mode_chooser_test.cpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cohort::transport {
+
+class ModeChooser {
+ public:
+  /// After `explore_every` timed transfers, one goes in the mode not chosen; mode 1 is chosen
+  /// only when it is `margin` times faster than mode 0; the first `settle` transfers, and the
+  /// first `settle` after each change of mode, are not timed.
+  constexpr ModeChooser(std::uint32_t explore_every, double margin,
+                        std::uint32_t settle = 1) noexcept
+      : explore_every_(explore_every), margin_(margin), settle_(settle) {}
+
+  /// Records a transfer of `bytes` made in `mode` (false: 0, true: 1) that took `ns`, and
+  /// returns the mode to use next.
+  bool record(bool mode, std::size_t bytes, std::uint64_t ns) noexcept {
+    ++count_[mode ? 1 : 0];
+    if (mode != last_) since_change_ = 0;
+    last_ = mode;
+    const bool settled = since_change_ >= settle_;
+    if (!settled) ++since_change_;
+    if (settled) {
+      const double rate = static_cast<double>(bytes) / static_cast<double>(ns == 0 ? 1 : ns);
+      double& r = rate_[mode ? 1 : 0];
+      r = r == 0 ? rate : (r + rate) / 2;  // a change shows within two transfers
+      ++timed_;
+    }
+    if (probing_) {
+      // Asked for the other mode: keep asking until a settled transfer in it arrives (those
+      // under way when we asked come first), or give up if it never comes.
+      if ((settled && mode == want_) || ++probe_age_ > kProbePatience) probing_ = false;
+      else return want_;
+    }
+    if (rate_[0] == 0 || rate_[1] == 0) {  // time mode 0 twice, then try the other mode
+      if (timed_ >= 2) probe(rate_[1] == 0);
+      return want_;
+    }
+    const bool best = rate_[1] > rate_[0] * margin_;
+    if (++since_probe_ >= explore_every_) {
+      probe(!best);
+      return want_;
+    }
+    want_ = best;
+    return want_;
+  }
+
+  /// The mode to use next (what the last record() returned; mode 0 before any).
+  [[nodiscard]] bool want() const noexcept { return want_; }
+  /// Running rates in bytes per nanosecond (GB/s) of each mode; 0 until measured.
+  [[nodiscard]] double rate(bool mode) const noexcept { return rate_[mode ? 1 : 0]; }
+  /// Transfers recorded in each mode (timed or not).
+  [[nodiscard]] std::uint64_t count(bool mode) const noexcept { return count_[mode ? 1 : 0]; }
+
+ private:
+  static constexpr std::uint32_t kProbePatience = 8;
+
+  void probe(bool mode) noexcept {
+    want_ = mode;
+    probing_ = true;
+    probe_age_ = 0;
+    since_probe_ = 0;
+  }
+
+  std::uint32_t explore_every_;
+  double margin_;
+  std::uint32_t settle_;
+  std::uint32_t since_change_ = 0;
+  double rate_[2] = {0, 0};
+  std::uint64_t timed_ = 0;
+  std::uint64_t count_[2] = {0, 0};
+  std::uint32_t since_probe_ = 0;
+  std::uint32_t probe_age_ = 0;
+  bool want_ = false;
+  bool last_ = false;
+  bool probing_ = false;
+};
+
+}  // namespace cohort::transport
