@@ -77,6 +77,11 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
   if (const char* v = std::getenv("COHORT_P2P_STREAM_NT"); v != nullptr && (v[0] == '0' || v[0] == '1')) {
     forced_nt_ = v[0] - '0';
   }
+  // COHORT_P2P_SPLIT=1 or 0: always take (never take) the split copies senders offer for raw
+  // messages of SplitModeChooser::kMinBytes and more, instead of the way measured to be faster.
+  if (const char* v = std::getenv("COHORT_P2P_SPLIT"); v != nullptr && (v[0] == '0' || v[0] == '1')) {
+    forced_split_ = v[0] - '0';
+  }
   chunk_ = std::min(chunk_, stream_limit / 2);  // whole-chunk hand-offs need two chunks of room
   if (!segment.trace_area().empty()) {
     trace_ = transport::RankTrace(segment.trace_area(), self);
@@ -135,12 +140,21 @@ Engine::~Engine() {
   if (d == nullptr || d[0] != '1') return;
   for (int r : sources_) {
     const StreamModeChooser& m = in_[static_cast<std::size_t>(r)].modes;
-    if (m.rate(false) == 0 && m.rate(true) == 0) continue;
-    std::fprintf(stderr,
-                 "cohort: p2p: rank %d, large messages from rank %d: ordinary stores %.1f GB/s "
-                 "(%llu timed), non-temporal %.1f GB/s (%llu timed)\n",
-                 self_, r, m.rate(false), static_cast<unsigned long long>(m.count(false)),
-                 m.rate(true), static_cast<unsigned long long>(m.count(true)));
+    const SplitModeChooser& c = in_[static_cast<std::size_t>(r)].splits;
+    if (m.rate(false) != 0 || m.rate(true) != 0) {
+      std::fprintf(stderr,
+                   "cohort: p2p: rank %d, large messages from rank %d: ordinary stores %.1f GB/s "
+                   "(%llu timed), non-temporal %.1f GB/s (%llu timed)\n",
+                   self_, r, m.rate(false), static_cast<unsigned long long>(m.count(false)),
+                   m.rate(true), static_cast<unsigned long long>(m.count(true)));
+    }
+    if (c.count(false) + c.count(true) != 0) {
+      std::fprintf(stderr,
+                   "cohort: p2p: rank %d, split offers from rank %d: split %.1f GB/s (%llu taken), "
+                   "streamed %.1f GB/s (%llu)\n",
+                   self_, r, c.rate(false), static_cast<unsigned long long>(c.count(false)),
+                   c.rate(true), static_cast<unsigned long long>(c.count(true)));
+    }
   }
 }
 
@@ -789,10 +803,20 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
     if (!large) {
       if (total != 0) in.ring.read(dst, total, data_at);
       complete_recv(*op, env, total);
-    } else if (f.split && cross_memory_.on()) {
+      return true;
+    }
+    // A split offer of a large message: take it or stream it (SplitModeChooser), or take it
+    // always (COHORT_P2P_SPLIT=1, smaller messages) or never (=0).
+    const bool choice = f.split && cross_memory_.on() && forced_split_ < 0 &&
+                        total >= SplitModeChooser::kMinBytes;
+    const bool take_split = f.split && cross_memory_.on() &&
+                            (choice ? !in.splits.want() : forced_split_ != 0);
+    if (take_split) {
       answer_split(dst);
       Transfer t{env, dst, total, total, op, nullptr, f.nt};
       t.split = true;
+      t.split_choice = choice;
+      t.begun_ns = choice ? transport::trace_clock_ns() : 0;
       t.offer = in.split_offers;
       t.message_bytes = total;
       t.read_ok = split_copy(false, source, reinterpret_cast<void*>(f.address), dst, split_at(total));
@@ -802,7 +826,9 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
       ++transfers_;
     } else {
       if (f.split) answer_split(nullptr);
-      in.transfers.push_back(Transfer{env, dst, total, total, op, nullptr, f.nt});
+      Transfer t{env, dst, total, total, op, nullptr, f.nt};
+      t.split_choice = choice;
+      in.transfers.push_back(t);
       ++transfers_;
     }
     return true;
@@ -832,11 +858,14 @@ bool Engine::pump_stream(int source) {
     if (t.split) {
       if (!finish_split(source, t)) break;  // the sender's half is not in yet
       did = true;
+      if (t.split_choice && t.remaining == 0) {  // both halves went through
+        in.splits.record(false, t.message_bytes, transport::trace_clock_ns() - t.begun_ns);
+      }
     }
     if (t.remaining != 0) {
-      // (What a split copy left is not timed: the chooser compares whole messages.)
+      // (What a split copy left is not timed: the choosers compare whole messages.)
       const bool timed = forced_nt_ < 0 && t.message_bytes == 0 && t.total >= StreamModeChooser::kMinBytes;
-      if (timed && t.started_ns == 0) t.started_ns = transport::trace_clock_ns();
+      if ((timed || t.split_choice) && t.started_ns == 0) t.started_ns = transport::trace_clock_ns();
       std::byte* dst = t.dest != nullptr ? t.dest + (t.total - t.remaining) : nullptr;
       std::size_t got = in.stream.read(dst, t.remaining, chunk_for(t.total));
       if (got == 0) break;
@@ -844,8 +873,10 @@ bool Engine::pump_stream(int source) {
       t.remaining -= got;
       if (in.stream.producer_needs_wake()) segment_.wake(source);
       if (t.remaining != 0) break;
-      if (timed) {
-        in.stream.request_nt(in.modes.record(t.nt, t.total, transport::trace_clock_ns() - t.started_ns));
+      if (timed || t.split_choice) {
+        const std::uint64_t ns = transport::trace_clock_ns() - t.started_ns;
+        if (timed) in.stream.request_nt(in.modes.record(t.nt, t.total, ns));
+        if (t.split_choice && t.message_bytes == 0) in.splits.record(true, t.total, ns);
       }
     }
     Transfer done = t;

@@ -95,6 +95,9 @@ class Engine {
   [[nodiscard]] transport::CrossMemoryCopier& cross_memory() noexcept { return cross_memory_; }
   /// Messages this rank sent or received whose both halves crossed with a split copy.
   [[nodiscard]] std::uint64_t split_copies() const noexcept { return split_copies_; }
+  /// Fixes whether this rank takes the split copies offered to it, as COHORT_P2P_SPLIT does
+  /// (tests of one way), instead of SplitModeChooser's measured choice for large messages.
+  void fix_split(bool take) noexcept { forced_split_ = take ? 1 : 0; }
 
   /// Advances outstanding non-blocking operations (queued sends, posted receives, payloads in
   /// flight) while this rank waits in something other than point-to-point (a collective, a
@@ -140,12 +143,17 @@ class Engine {
     bool wrote = false;
     std::uint64_t offer = 0;
     std::size_t message_bytes = 0;  // the whole message (total is the streamed part's size)
+    // Timed for the choice between split copy and stream (SplitModeChooser): split transfers
+    // from the answer (begun_ns), streamed ones from started_ns.
+    bool split_choice = false;
+    std::uint64_t begun_ns = 0;
   };
   struct Incoming {
     transport::RingConsumer ring;
     transport::StreamConsumer stream;
     std::deque<Transfer> transfers;
     StreamModeChooser modes;
+    SplitModeChooser splits;         // take a split offer, or stream it (when the choice is ours)
     transport::PairView pair;       // its ProducerLine / ConsumerLine: split copies
     std::uint64_t split_offers = 0;  // split offers seen from this source
   };
@@ -238,6 +246,7 @@ class Engine {
   int size_;
   std::size_t eager_max_;
   std::size_t chunk_;
+  int forced_split_ = -1;  // COHORT_P2P_SPLIT: 0 or 1 fixes the choice of SplitModeChooser
   int forced_nt_ = -1;  // COHORT_P2P_STREAM_NT: 0 or 1 fixes the stream's store mode; -1: chosen
   transport::CrossMemoryCopier cross_memory_;
   std::uint64_t split_copies_ = 0;

@@ -36,4 +36,27 @@ class StreamModeChooser : public transport::ModeChooser {
   constexpr StreamModeChooser() noexcept : ModeChooser(kExploreEvery, kNtMargin) {}
 };
 
+/// The receiver's choice, for a raw message of kMinBytes or more that the sender offers as a
+/// split copy (engine.cpp, "split copies"), between taking the offer (mode 0: each side copies
+/// half straight between the two buffers, a kernel copy) and answering "stream it" (mode 1: the
+/// pipelined copy through the pair's stream, in user space). On the guest of 2026-12-07 night a
+/// kernel copy ran at ~10 GB/s a core, so split windows of 1 MiB reached 17.7-20.2 GB/s, and
+/// the stream 25.8-27.6 in the host's fast placement and 12.1-17.3 in its slow one (the same
+/// minutes); on the guests before, the split was the faster one every time. A split transfer
+/// is timed from the answer to the last byte, a streamed one as for StreamModeChooser.
+/// COHORT_P2P_SPLIT=1 (or 0) fixes the mode (1: always split, as before).
+class SplitModeChooser : public transport::ModeChooser {
+ public:
+  static constexpr std::size_t kMinBytes = std::size_t{512} << 10;
+  static constexpr std::uint32_t kExploreEvery = 128;
+  /// The stream must be this much faster to be chosen (a split copy takes no room in the
+  /// stream and keeps both cores' caches as they were).
+  static constexpr double kStreamMargin = 1.10;
+  /// Transfers not timed at first and after each change: a pair's first laps of its stream
+  /// touch pages neither process has touched yet.
+  static constexpr std::uint32_t kSettle = 4;
+
+  constexpr SplitModeChooser() noexcept : ModeChooser(kExploreEvery, kStreamMargin, kSettle) {}
+};
+
 }  // namespace cohort::p2p

@@ -24,6 +24,13 @@ cohort::Communicator& world() { return cohort::testing::env().world(); }
 cohort::p2p::Engine& engine() { return cohort::detail::Runtime::current()->p2p(); }
 constexpr std::size_t kMin = cohort::p2p::kSplitMinBytes;
 
+/// These tests are about the split copies: a receiver takes every offer, whatever it measured
+/// (p2p::SplitModeChooser); declined offers are tested below and by p2p_test.np2.split_declined.
+struct TakeEveryOffer : ::testing::Environment {
+  void SetUp() override { engine().fix_split(true); }
+};
+::testing::Environment* const take_every_offer = ::testing::AddGlobalTestEnvironment(new TakeEveryOffer);
+
 bool enabled_by_environment() {
   const char* v = std::getenv("COHORT_CMA");
   return v == nullptr || v[0] != '0';
@@ -128,6 +135,21 @@ TEST(Split, ARankThatDoesNotOfferGetsEverythingStreamed) {
     send_one(0, 1, (1ul << 20) + 3, 10 + static_cast<std::size_t>(declining), 0);
     send_one(1, 0, (1ul << 20) + 3, 20 + static_cast<std::size_t>(declining), 0);
     engine().cross_memory().allow(saved);
+    w.barrier();
+  }
+}
+
+TEST(Split, AReceiverThatDeclinesGetsEverythingStreamed) {
+  // What a receiver does when SplitModeChooser finds the stream faster: it answers "stream it".
+  auto& w = world();
+  if (w.size() < 2) GTEST_SKIP();
+  for (int declining = 0; declining < 2; ++declining) {
+    if (w.rank() == declining) engine().fix_split(false);
+    send_one(0, 1, (1ul << 20) + 3, 30 + static_cast<std::size_t>(declining),
+             declining == 1 ? 0 : crosses((1ul << 20) + 3));
+    send_one(1, 0, (1ul << 20) + 5, 40 + static_cast<std::size_t>(declining),
+             declining == 0 ? 0 : crosses((1ul << 20) + 5));
+    engine().fix_split(true);
     w.barrier();
   }
 }

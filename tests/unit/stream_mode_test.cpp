@@ -99,5 +99,27 @@ TEST(StreamMode, GivesUpASenderThatNeverSwitches) {
   EXPECT_NEAR(c.rate(false), 40, 1);
 }
 
+// The same chooser decides whether a receiver takes a sender's split copy (mode 0) or has the
+// message streamed (mode 1): SplitModeChooser.
+TEST(SplitMode, SplitsUnlessTheStreamIsClearlyFasterOnceWarm) {
+  SplitModeChooser even;
+  for (int i = 0; i < 1000; ++i) {
+    const bool stream = even.want();
+    even.record(stream, kMiB, kMiB / (stream ? 21 : 20));  // within kStreamMargin
+  }
+  EXPECT_FALSE(even.want());
+  SplitModeChooser c;
+  int streamed = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const bool stream = c.want();
+    // The stream's first transfers are cold (pages not touched yet): 2 GB/s, then 27 against
+    // the split's 19 (the guest of 2026-12-07 night).
+    const double gbps = stream ? (streamed++ < 4 ? 2 : 27) : 19;
+    c.record(stream, kMiB, static_cast<std::uint64_t>(static_cast<double>(kMiB) / gbps));
+  }
+  EXPECT_TRUE(c.want());
+  EXPECT_GT(c.count(true), 900u);
+}
+
 }  // namespace
 }  // namespace cohort::p2p
