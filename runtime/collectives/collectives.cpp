@@ -111,13 +111,10 @@ void PairModes::report(int self) const {
   for (int b = 0; b < kSizes; ++b) {
     const transport::ModeChooser& m = choosers_[static_cast<std::size_t>(b)];
     if (m.count(false) + m.count(true) == 0) continue;
-    std::fprintf(stderr,
-                 "cohort: collectives: rank %d, two-rank allreduces of %llu KiB %s: copied across "
-                 "address spaces %.1f GB/s (%llu calls), staged %.1f GB/s (%llu calls)\n",
+    std::fprintf(stderr, "cohort: collectives: rank %d, two-rank allreduces of %llu KiB %s: %s\n",
                  self, static_cast<unsigned long long>(std::uint64_t{32} << b),
-                 b == kSizes - 1 ? "or more" : "up to twice that", m.rate(false),
-                 static_cast<unsigned long long>(m.count(false)), m.rate(true),
-                 static_cast<unsigned long long>(m.count(true)));
+                 b == kSizes - 1 ? "or more" : "up to twice that",
+                 m.describe("copied across address spaces", "staged").c_str());
   }
 }
 
@@ -1562,9 +1559,7 @@ void allreduce_large(detail::CommunicatorImpl& comm, const std::byte* in, std::b
     const bool peer_can_copy = read_pair_info(m).copy != 0;
     if (mine.copy != 0 && peer_can_copy &&
         allreduce_pair_copy(call, theirs, m, in, out, bytes, op, d, first, cb)) {
-      if (decides) {
-        modes.record(bytes, false, transport::trace_clock_ns() - started);
-      }
+      if (decides) modes.record(bytes, false, transport::trace_clock_ns() - started);
       return;
     }
     // Not both offer, or a read was refused (nothing written): through the staging chunks.

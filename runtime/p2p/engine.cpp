@@ -139,21 +139,14 @@ Engine::~Engine() {
   const char* d = std::getenv("COHORT_DEBUG");
   if (d == nullptr || d[0] != '1') return;
   for (int r : sources_) {
-    const StreamModeChooser& m = in_[static_cast<std::size_t>(r)].modes;
-    const SplitModeChooser& c = in_[static_cast<std::size_t>(r)].splits;
-    if (m.rate(false) != 0 || m.rate(true) != 0) {
-      std::fprintf(stderr,
-                   "cohort: p2p: rank %d, large messages from rank %d: ordinary stores %.1f GB/s "
-                   "(%llu timed), non-temporal %.1f GB/s (%llu timed)\n",
-                   self_, r, m.rate(false), static_cast<unsigned long long>(m.count(false)),
-                   m.rate(true), static_cast<unsigned long long>(m.count(true)));
+    const Incoming& in = in_[static_cast<std::size_t>(r)];
+    if (in.modes.count(false) + in.modes.count(true) != 0) {
+      std::fprintf(stderr, "cohort: p2p: rank %d, large messages from rank %d, stream filled by: %s\n",
+                   self_, r, in.modes.describe("ordinary stores", "non-temporal stores").c_str());
     }
-    if (c.count(false) + c.count(true) != 0) {
-      std::fprintf(stderr,
-                   "cohort: p2p: rank %d, split offers from rank %d: split %.1f GB/s (%llu taken), "
-                   "streamed %.1f GB/s (%llu)\n",
-                   self_, r, c.rate(false), static_cast<unsigned long long>(c.count(false)),
-                   c.rate(true), static_cast<unsigned long long>(c.count(true)));
+    if (in.splits.count(false) + in.splits.count(true) != 0) {
+      std::fprintf(stderr, "cohort: p2p: rank %d, split offers from rank %d: %s\n", self_, r,
+                   in.splits.describe("taken", "streamed").c_str());
     }
   }
 }

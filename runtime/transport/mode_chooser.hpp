@@ -17,6 +17,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 
 namespace cohort::transport {
 
@@ -68,6 +70,14 @@ class ModeChooser {
   [[nodiscard]] double rate(bool mode) const noexcept { return rate_[mode ? 1 : 0]; }
   /// Transfers recorded in each mode (timed or not).
   [[nodiscard]] std::uint64_t count(bool mode) const noexcept { return count_[mode ? 1 : 0]; }
+  /// "NAME0 r0 GB/s (n0), NAME1 r1 GB/s (n1)", for COHORT_DEBUG reports.
+  [[nodiscard]] std::string describe(const char* name0, const char* name1) const {
+    char line[160];
+    std::snprintf(line, sizeof line, "%s %.1f GB/s (%llu), %s %.1f GB/s (%llu)", name0, rate_[0],
+                  static_cast<unsigned long long>(count_[0]), name1, rate_[1],
+                  static_cast<unsigned long long>(count_[1]));
+    return line;
+  }
 
  private:
   static constexpr std::uint32_t kProbePatience = 8;
