@@ -28,7 +28,7 @@ class StreamModeChooser : public transport::ModeChooser {
   /// sizes the receiver wants the data in cache, which ordinary stores leave there).
   static constexpr std::size_t kMinBytes = std::size_t{512} << 10;
   /// After this many timed transfers in the better mode, one goes in the other mode.
-  static constexpr std::uint32_t kExploreEvery = 128;
+  static constexpr std::uint32_t kExploreEvery = 256;
   /// Non-temporal stores must be this much faster to be chosen (ordinary ones leave the data
   /// where the receiver's next reads find it).
   static constexpr double kNtMargin = 1.10;
@@ -48,7 +48,7 @@ class StreamModeChooser : public transport::ModeChooser {
 class SplitModeChooser : public transport::ModeChooser {
  public:
   static constexpr std::size_t kMinBytes = std::size_t{512} << 10;
-  static constexpr std::uint32_t kExploreEvery = 128;
+  static constexpr std::uint32_t kExploreEvery = 256;
   /// The stream must be this much faster to be chosen (a split copy takes no room in the
   /// stream and keeps both cores' caches as they were).
   static constexpr double kStreamMargin = 1.10;

@@ -7,14 +7,17 @@
 // one of two modes this way.
 //
 // How: the caller times each transfer it could have made either way and records it with the
-// mode that made it; the chooser keeps a running rate per mode and says which to use next: the
-// default mode (0) until the other one (1) is at least `margin` times faster, and now and then
-// the other one, so that a change is noticed. The first transfers after a change of mode start
-// from the caches (and page mappings) the other mode left and are not counted, nor are the
-// first transfers of all (cold caches, buffers not yet faulted in). Pure: unit-tested with made-up
-// timings (tests/unit/stream_mode_test.cpp, tests/unit/mode_chooser_test.cpp).
+// mode that made it; the chooser keeps a rate per mode (the median of its last three timed
+// transfers, so that one transfer that met a preemption does not flip the choice) and says which
+// to use next: the default mode (0) until the other one (1) is at least `margin` times faster,
+// and now and then three transfers' worth of the other one, so that a change is noticed. The
+// first transfers after a change of mode start from the caches (and page mappings) the other
+// mode left and are not counted, nor is the first transfer of all (cold caches, buffers not yet
+// faulted in). Pure: unit-tested with made-up timings (tests/unit/stream_mode_test.cpp,
+// tests/unit/pair_modes_test.cpp).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -25,37 +28,42 @@ namespace cohort::transport {
 class ModeChooser {
  public:
   /// After `explore_every` timed transfers, one goes in the mode not chosen; mode 1 is chosen
-  /// only when it is `margin` times faster than mode 0; the first `settle` transfers, and the
-  /// first `settle` after each change of mode, are not timed.
+  /// only when it is `margin` times faster than mode 0; the first transfer of all and the
+  /// first `settle` (at least 1) after each change of mode are not timed.
   constexpr ModeChooser(std::uint32_t explore_every, double margin,
                         std::uint32_t settle = 1) noexcept
-      : explore_every_(explore_every), margin_(margin), settle_(settle) {}
+      : explore_every_(explore_every), margin_(margin), settle_(settle < 1 ? 1 : settle),
+        since_change_(settle_ - 1) {}
 
   /// Records a transfer of `bytes` made in `mode` (false: 0, true: 1) that took `ns`, and
   /// returns the mode to use next.
   bool record(bool mode, std::size_t bytes, std::uint64_t ns) noexcept {
-    ++count_[mode ? 1 : 0];
+    const int m = mode ? 1 : 0;
+    ++count_[m];
     if (mode != last_) since_change_ = 0;
     last_ = mode;
     const bool settled = since_change_ >= settle_;
     if (!settled) ++since_change_;
     if (settled) {
-      const double rate = static_cast<double>(bytes) / static_cast<double>(ns == 0 ? 1 : ns);
-      double& r = rate_[mode ? 1 : 0];
-      r = r == 0 ? rate : (r + rate) / 2;  // a change shows within two transfers
+      samples_[m][seen_[m]++ % kSamples] =
+          static_cast<double>(bytes) / static_cast<double>(ns == 0 ? 1 : ns);
       ++timed_;
     }
     if (probing_) {
-      // Asked for the other mode: keep asking until a settled transfer in it arrives (those
-      // under way when we asked come first), or give up if it never comes.
-      if ((settled && mode == want_) || ++probe_age_ > kProbePatience) probing_ = false;
-      else return want_;
+      // Asked for the other mode: keep asking until kSamples settled transfers in it have
+      // arrived (those under way when we asked come first), or give up if they never come.
+      if (++probe_age_ > kProbePatience + settle_ + kSamples ||
+          (settled && mode == want_ && seen_[m] >= kSamples)) {
+        probing_ = false;
+      } else {
+        return want_;
+      }
     }
-    if (rate_[0] == 0 || rate_[1] == 0) {  // time mode 0 twice, then try the other mode
-      if (timed_ >= 2) probe(rate_[1] == 0);
+    if (seen_[0] == 0 || seen_[1] == 0) {  // time mode 0 twice, then try the other mode
+      if (timed_ >= 2) probe(seen_[1] == 0);
       return want_;
     }
-    const bool best = rate_[1] > rate_[0] * margin_;
+    const bool best = rate(true) > rate(false) * margin_;
     if (++since_probe_ >= explore_every_) {
       probe(!best);
       return want_;
@@ -66,15 +74,26 @@ class ModeChooser {
 
   /// The mode to use next (what the last record() returned; mode 0 before any).
   [[nodiscard]] bool want() const noexcept { return want_; }
-  /// Running rates in bytes per nanosecond (GB/s) of each mode; 0 until measured.
-  [[nodiscard]] double rate(bool mode) const noexcept { return rate_[mode ? 1 : 0]; }
+  /// The rate of each mode in bytes per nanosecond (GB/s): the median of its last kSamples
+  /// timed transfers (one transfer that met a preemption or an interrupt moves nothing); 0
+  /// until measured.
+  [[nodiscard]] double rate(bool mode) const noexcept {
+    const int m = mode ? 1 : 0;
+    const std::uint64_t n = seen_[m] < kSamples ? seen_[m] : kSamples;
+    if (n == 0) return 0;
+    double v[kSamples];
+    for (std::uint64_t i = 0; i < n; ++i) v[i] = samples_[m][i];
+    if (n == 1) return v[0];
+    if (n == 2) return (v[0] + v[1]) / 2;
+    return std::max(std::min(v[0], v[1]), std::min(std::max(v[0], v[1]), v[2]));
+  }
   /// Transfers recorded in each mode (timed or not).
   [[nodiscard]] std::uint64_t count(bool mode) const noexcept { return count_[mode ? 1 : 0]; }
   /// "NAME0 r0 GB/s (n0), NAME1 r1 GB/s (n1)", for COHORT_DEBUG reports.
   [[nodiscard]] std::string describe(const char* name0, const char* name1) const {
     char line[160];
-    std::snprintf(line, sizeof line, "%s %.1f GB/s (%llu), %s %.1f GB/s (%llu)", name0, rate_[0],
-                  static_cast<unsigned long long>(count_[0]), name1, rate_[1],
+    std::snprintf(line, sizeof line, "%s %.1f GB/s (%llu), %s %.1f GB/s (%llu)", name0, rate(false),
+                  static_cast<unsigned long long>(count_[0]), name1, rate(true),
                   static_cast<unsigned long long>(count_[1]));
     return line;
   }
@@ -83,6 +102,7 @@ class ModeChooser {
   static constexpr std::uint32_t kProbePatience = 8;
 
   void probe(bool mode) noexcept {
+    seen_[mode ? 1 : 0] = 0;  // the probed mode is judged on what the probe measures
     want_ = mode;
     probing_ = true;
     probe_age_ = 0;
@@ -92,8 +112,10 @@ class ModeChooser {
   std::uint32_t explore_every_;
   double margin_;
   std::uint32_t settle_;
-  std::uint32_t since_change_ = 0;
-  double rate_[2] = {0, 0};
+  std::uint32_t since_change_;
+  static constexpr std::uint64_t kSamples = 3;
+  double samples_[2][kSamples] = {};
+  std::uint64_t seen_[2] = {0, 0};  // timed transfers per mode since its last probe began
   std::uint64_t timed_ = 0;
   std::uint64_t count_[2] = {0, 0};
   std::uint32_t since_probe_ = 0;
