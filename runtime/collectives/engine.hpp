@@ -51,9 +51,9 @@ class PairModes {
   /// Staging must be this much faster to be chosen (copying takes no staging slot and its
   /// first calls are not slow).
   static constexpr double kStagedMargin = 1.10;
-  /// After this many timed calls of a size, one goes in the mode not chosen.
+  /// After this many timed calls of a size, three go in the mode not chosen.
   static constexpr std::uint32_t kExploreEvery = 256;
-  /// Calls not timed at first and after each change of mode: a job's first staged calls of
+  /// Calls not timed after each change of mode: a job's first staged calls of
   /// 1 MiB take laps of the staging ring whose pages this process has not touched yet (0.3-3 ms
   /// a call against 0.07-0.13 once warm on the guest of 2026-12-07 night; with 2 instead of 4,
   /// the look at staging found it slower than copying in half of the 200-call runs).

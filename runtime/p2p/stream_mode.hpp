@@ -27,7 +27,7 @@ class StreamModeChooser : public transport::ModeChooser {
   /// Transfers smaller than this are not timed (too short to tell the modes apart, and at these
   /// sizes the receiver wants the data in cache, which ordinary stores leave there).
   static constexpr std::size_t kMinBytes = std::size_t{512} << 10;
-  /// After this many timed transfers in the better mode, one goes in the other mode.
+  /// After this many timed transfers, three go in the other mode.
   static constexpr std::uint32_t kExploreEvery = 256;
   /// Non-temporal stores must be this much faster to be chosen (ordinary ones leave the data
   /// where the receiver's next reads find it).
@@ -52,8 +52,8 @@ class SplitModeChooser : public transport::ModeChooser {
   /// The stream must be this much faster to be chosen (a split copy takes no room in the
   /// stream and keeps both cores' caches as they were).
   static constexpr double kStreamMargin = 1.10;
-  /// Transfers not timed at first and after each change: a pair's first laps of its stream
-  /// touch pages neither process has touched yet.
+  /// Transfers not timed after each change of way: a pair's first laps of its stream touch
+  /// pages neither process has touched yet.
   static constexpr std::uint32_t kSettle = 4;
 
   constexpr SplitModeChooser() noexcept : ModeChooser(kExploreEvery, kStreamMargin, kSettle) {}

@@ -27,9 +27,9 @@ namespace cohort::transport {
 
 class ModeChooser {
  public:
-  /// After `explore_every` timed transfers, one goes in the mode not chosen; mode 1 is chosen
-  /// only when it is `margin` times faster than mode 0; the first transfer of all and the
-  /// first `settle` (at least 1) after each change of mode are not timed.
+  /// After `explore_every` timed transfers, kSamples timed transfers go in the mode not chosen;
+  /// mode 1 is chosen only when it is `margin` times faster than mode 0; the first transfer of
+  /// all and the first `settle` (at least 1) after each change of mode are not timed.
   constexpr ModeChooser(std::uint32_t explore_every, double margin,
                         std::uint32_t settle = 1) noexcept
       : explore_every_(explore_every), margin_(margin), settle_(settle < 1 ? 1 : settle),
@@ -59,7 +59,7 @@ class ModeChooser {
         return want_;
       }
     }
-    if (seen_[0] == 0 || seen_[1] == 0) {  // time mode 0 twice, then try the other mode
+    if (seen_[0] == 0 || seen_[1] == 0) {  // time mode 0 twice, then look at the other mode
       if (timed_ >= 2) probe(seen_[1] == 0);
       return want_;
     }
