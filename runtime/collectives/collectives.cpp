@@ -85,11 +85,7 @@ Engine::Engine(const transport::Segment& segment, int self, bool oversubscribed)
 
 Engine::~Engine() { pair_modes_.report(self_); }
 
-PairModes::PairModes() {
-  if (const char* v = std::getenv("COHORT_PAIR_STAGED"); v != nullptr && (v[0] == '0' || v[0] == '1')) {
-    forced_ = v[0] - '0';
-  }
-}
+PairModes::PairModes() : forced_(transport::mode_fixed_by_environment("COHORT_PAIR_STAGED")) {}
 
 transport::ModeChooser& PairModes::chooser(std::uint64_t bytes) noexcept {
   // 32 KiB .. 64 KiB - 1 -> 0, 64 KiB .. -> 1, ..., 16 MiB and more -> kSizes - 1.

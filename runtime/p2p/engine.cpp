@@ -74,14 +74,10 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
     std::size_t want = static_cast<std::size_t>(std::strtoull(v, nullptr, 10));
     if (want >= 512) chunk_ = want;
   }
-  if (const char* v = std::getenv("COHORT_P2P_STREAM_NT"); v != nullptr && (v[0] == '0' || v[0] == '1')) {
-    forced_nt_ = v[0] - '0';
-  }
+  forced_nt_ = transport::mode_fixed_by_environment("COHORT_P2P_STREAM_NT");
   // COHORT_P2P_SPLIT=1 or 0: always take (never take) the split copies senders offer for raw
   // messages of SplitModeChooser::kMinBytes and more, instead of the way measured to be faster.
-  if (const char* v = std::getenv("COHORT_P2P_SPLIT"); v != nullptr && (v[0] == '0' || v[0] == '1')) {
-    forced_split_ = v[0] - '0';
-  }
+  forced_split_ = transport::mode_fixed_by_environment("COHORT_P2P_SPLIT");
   chunk_ = std::min(chunk_, stream_limit / 2);  // whole-chunk hand-offs need two chunks of room
   if (!segment.trace_area().empty()) {
     trace_ = transport::RankTrace(segment.trace_area(), self);
@@ -809,7 +805,7 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
       Transfer t{env, dst, total, total, op, nullptr, f.nt};
       t.split = true;
       t.split_choice = choice;
-      t.begun_ns = choice ? transport::trace_clock_ns() : 0;
+      t.started_ns = choice ? transport::trace_clock_ns() : 0;
       t.offer = in.split_offers;
       t.message_bytes = total;
       t.read_ok = split_copy(false, source, reinterpret_cast<void*>(f.address), dst, split_at(total));
@@ -852,7 +848,7 @@ bool Engine::pump_stream(int source) {
       if (!finish_split(source, t)) break;  // the sender's half is not in yet
       did = true;
       if (t.split_choice && t.remaining == 0) {  // both halves went through
-        in.splits.record(false, t.message_bytes, transport::trace_clock_ns() - t.begun_ns);
+        in.splits.record(false, t.message_bytes, transport::trace_clock_ns() - t.started_ns);
       }
     }
     if (t.remaining != 0) {

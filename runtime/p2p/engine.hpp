@@ -133,7 +133,9 @@ class Engine {
     Operation* op;        // deliver to this receive, or
     Unexpected* entry;    // to this unexpected entry, or neither (discard)
     bool nt = false;      // the sender streams it with non-temporal stores
-    std::uint64_t started_ns = 0;  // timed (stream_mode.hpp): when it reached the front
+    // Timed (stream_mode.hpp): when it reached the front, or for a split copy when its offer
+    // was answered.
+    std::uint64_t started_ns = 0;
     // A split copy in flight: this rank's half is in (or not: read_ok), the sender's is awaited
     // (ProducerLine::split_written); then [dest + total - remaining, ...) of what the refused
     // copies left, if anything, streams like any transfer.
@@ -143,10 +145,7 @@ class Engine {
     bool wrote = false;
     std::uint64_t offer = 0;
     std::size_t message_bytes = 0;  // the whole message (total is the streamed part's size)
-    // Timed for the choice between split copy and stream (SplitModeChooser): split transfers
-    // from the answer (begun_ns), streamed ones from started_ns.
-    bool split_choice = false;
-    std::uint64_t begun_ns = 0;
+    bool split_choice = false;  // timed for the choice between split and stream (SplitModeChooser)
   };
   struct Incoming {
     transport::RingConsumer ring;

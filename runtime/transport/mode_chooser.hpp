@@ -21,9 +21,17 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 namespace cohort::transport {
+
+/// A chooser's mode fixed by environment variable `name`: 0 or 1 when it starts with "0" or "1"
+/// (tests and benchmarks of one mode), -1 otherwise (the measured choice).
+inline int mode_fixed_by_environment(const char* name) noexcept {
+  const char* v = std::getenv(name);
+  return v != nullptr && (v[0] == '0' || v[0] == '1') ? v[0] - '0' : -1;
+}
 
 class ModeChooser {
  public:
