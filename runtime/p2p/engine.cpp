@@ -1141,7 +1141,9 @@ void Engine::block(std::span<Operation* const> ops, Done&& done) {
     explicit Blocking(bool& f) : flag(f), was(f) { flag = true; }
     ~Blocking() { flag = was; }
   } blocking{blocking_};
-  const std::uint64_t patience = waiter_.policy().spins;
+  // Polls before this wait counts as long and drains its rings (not the whole spin budget:
+  // a sender blocked on a full ring should not wait out this rank's ~2 ms of spinning).
+  const std::uint64_t patience = waiter_.policy().patience;
   // With a core of our own, poll hot (no pause) for a few microseconds first: a cross-core
   // hand-off takes ~50-200 ns and a pause instruction can cost ~40 ns of it.
   if (patience >= kHotPollsMinPatience) {

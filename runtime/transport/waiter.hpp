@@ -1,7 +1,8 @@
 // Transport layer: how a rank waits for a condition in shared memory.
 //
-// Spin briefly (~50 µs; ~0.5 µs when ranks outnumber cores), then yield (a few times; for up to
-// 1 ms when ranks outnumber cores), then sleep on this rank's doorbell futex (WaitPolicy). Whoever makes the condition true calls Segment::wake(rank), which costs a
+// Spin (~2 ms with a core of its own; ~0.5 µs when ranks outnumber cores), then yield (a few
+// times; for up to 1 ms when ranks outnumber cores), then sleep on this rank's doorbell futex
+// (WaitPolicy). Whoever makes the condition true calls Segment::wake(rank), which costs a
 // syscall only when the sleeper said it is asleep. While blocked, the wait record in the rank's
 // slot says what it waits for (hang reports, deadlock detection: README.md, "When things go wrong"); the peers it
 // depends on are checked so that a dead peer raises cohort::PeerLost instead of hanging.
@@ -65,32 +66,43 @@ inline double relax_ns() noexcept {
 /// Budgets are times, turned into poll counts with the measured cost of a pause (relax_ns()),
 /// chosen from measurements on the 2-core reference machine (BENCHMARKS.md): a cross-core
 /// hand-off is ~50-220 ns, a futex wake ~22 µs, a sched_yield hand-off ~1.3 µs.
-/// - A core of its own: spin ~50 µs (covers the hand-offs and short imbalances without a futex
-///   wake), 8 yields, sleep.
+/// - A core of its own: spin ~2 ms, 8 yields, sleep. The core is nobody else's, and a rank that
+///   sleeps leaves its vCPU idle: on a KVM guest without halt polling the host then takes the
+///   vCPU off the core, and waking it costs tens of µs to ms, often more than the wait itself.
+///   With ~50 µs (the budget until 2026-12-07 night) a compute imbalance of more than that put
+///   the early rank to sleep, its late wake made the peer wait in turn, and a two-rank
+///   compute+allreduce loop fell from 0.94 to 0.3-0.8 of the cores in the host's busy minutes
+///   (README, Internals > Waiting).
 /// - Ranks outnumber cores: spin ~0.5 µs only (the rank that would make the condition true may
 ///   need this core), then yield for up to 1 ms, as Open MPI's waiting ranks do: a yield hands
 ///   the core to a rank with work and costs the waker nothing, where a sleeper costs its waker a
 ///   FUTEX_WAKE system call; a rank that waits longer than that sleeps and costs nothing.
 struct WaitPolicy {
   std::uint32_t spins;   // polls with a pause before yielding
+  std::uint32_t patience;  // polls after which a wait counts as long (p2p then drains its rings)
   std::uint32_t yields;  // sched_yield rounds before sleeping (at least)
   std::chrono::nanoseconds yield_time{0};     // ... and yield until this long has passed
   std::chrono::milliseconds sleep_slice{50};  // futex timeout: liveness re-check period
 
-  static constexpr std::chrono::nanoseconds kSpinTime{50'000};
+  static constexpr std::chrono::nanoseconds kSpinTime{2'000'000};
+  static constexpr std::chrono::nanoseconds kPatienceTime{50'000};
   static constexpr std::chrono::nanoseconds kSpinTimeOversubscribed{500};
   static constexpr std::chrono::nanoseconds kYieldTimeOversubscribed{1'000'000};
   static constexpr std::uint32_t kMinSpins = 16;
-  static constexpr std::uint32_t kMaxSpins = 200'000;
+  static constexpr std::uint32_t kMaxSpins = 4'000'000;
 
   /// Pure: the policy on a machine whose pause instruction costs `relax_ns` nanoseconds.
   static WaitPolicy make(bool oversubscribed, double relax_ns) noexcept {
-    const auto budget = oversubscribed ? kSpinTimeOversubscribed : kSpinTime;
-    const double polls = static_cast<double>(budget.count()) / std::max(relax_ns, 0.5);
-    const auto spins = static_cast<std::uint32_t>(
-        std::clamp(polls, static_cast<double>(kMinSpins), static_cast<double>(kMaxSpins)));
-    if (oversubscribed) return WaitPolicy{spins, 16, kYieldTimeOversubscribed};
-    return WaitPolicy{spins, 8, std::chrono::nanoseconds{0}};
+    auto polls = [relax_ns](std::chrono::nanoseconds budget) {
+      const double n = static_cast<double>(budget.count()) / std::max(relax_ns, 0.5);
+      return static_cast<std::uint32_t>(
+          std::clamp(n, static_cast<double>(kMinSpins), static_cast<double>(kMaxSpins)));
+    };
+    if (oversubscribed) {
+      const std::uint32_t spins = polls(kSpinTimeOversubscribed);
+      return WaitPolicy{spins, spins, 16, kYieldTimeOversubscribed};
+    }
+    return WaitPolicy{polls(kSpinTime), polls(kPatienceTime), 8, std::chrono::nanoseconds{0}};
   }
 
   static WaitPolicy for_job(bool oversubscribed) noexcept {
