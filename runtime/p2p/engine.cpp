@@ -864,8 +864,9 @@ bool Engine::pump_stream(int source) {
       if (t.remaining != 0) break;
       if (timed || t.split_choice) {
         const std::uint64_t ns = transport::trace_clock_ns() - t.started_ns;
+        const bool counts = stream_time_counts_for_split(timed, t.nt, in.modes);
         if (timed) in.stream.request_nt(in.modes.record(t.nt, t.total, ns));
-        if (t.split_choice && t.message_bytes == 0) in.splits.record(true, t.total, ns);
+        if (t.split_choice && t.message_bytes == 0 && counts) in.splits.record(true, t.total, ns);
       }
     }
     Transfer done = t;

@@ -82,6 +82,13 @@ class ModeChooser {
 
   /// The mode to use next (what the last record() returned; mode 0 before any).
   [[nodiscard]] bool want() const noexcept { return want_; }
+  /// The mode this chooser judges faster from what it has measured, whatever it is looking at
+  /// now: the faster one (by `margin` for mode 1) once both are measured, else the one measured
+  /// (mode 0 before any).
+  [[nodiscard]] bool preferred() const noexcept {
+    if (seen_[0] == 0 || seen_[1] == 0) return seen_[0] == 0 && seen_[1] != 0;
+    return rate(true) > rate(false) * margin_;
+  }
   /// The rate of each mode in bytes per nanosecond (GB/s): the median of its last kSamples
   /// timed transfers (one transfer that met a preemption or an interrupt moves nothing); 0
   /// until measured.
