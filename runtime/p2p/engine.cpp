@@ -39,6 +39,8 @@ const char* format_name(std::uint8_t kind) noexcept {
   return "an unknown format";
 }
 
+static_assert(kSplitMinBytes == SplitChoices::kMinBytes, "a split offer's size class starts at its smallest size");
+
 // Hot polls before the Waiter takes over (only when not oversubscribed).
 constexpr int kHotPolls = 512;
 constexpr std::uint64_t kHotPollsMinPatience = 1000;
@@ -76,7 +78,7 @@ Engine::Engine(const transport::Segment& segment, transport::Waiter& waiter, int
   }
   forced_nt_ = transport::mode_fixed_by_environment("COHORT_P2P_STREAM_NT");
   // COHORT_P2P_SPLIT=1 or 0: always take (never take) the split copies senders offer for raw
-  // messages of SplitModeChooser::kMinBytes and more, instead of the way measured to be faster.
+  // messages of kSplitMinBytes and more, instead of the way measured to be faster.
   forced_split_ = transport::mode_fixed_by_environment("COHORT_P2P_SPLIT");
   chunk_ = std::min(chunk_, stream_limit / 2);  // whole-chunk hand-offs need two chunks of room
   if (!segment.trace_area().empty()) {
@@ -140,9 +142,12 @@ Engine::~Engine() {
       std::fprintf(stderr, "cohort: p2p: rank %d, large messages from rank %d, stream filled by: %s\n",
                    self_, r, in.modes.describe("ordinary stores", "non-temporal stores").c_str());
     }
-    if (in.splits.count(false) + in.splits.count(true) != 0) {
-      std::fprintf(stderr, "cohort: p2p: rank %d, split offers from rank %d: %s\n", self_, r,
-                   in.splits.describe("taken", "streamed").c_str());
+    for (int c = 0; c < SplitChoices::kSizes; ++c) {
+      const SplitModeChooser& ch = in.splits.at(c);
+      if (ch.count(false) + ch.count(true) == 0) continue;
+      std::fprintf(stderr, "cohort: p2p: rank %d, split offers of %zu KiB%s from rank %d: %s\n", self_,
+                   (SplitChoices::kMinBytes >> 10) << c, c + 1 == SplitChoices::kSizes ? " and more" : "+", r,
+                   ch.describe("taken", "streamed").c_str());
     }
   }
 }
@@ -796,10 +801,9 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
     }
     // A split offer of a large message: take it or stream it (SplitModeChooser), or take it
     // always (COHORT_P2P_SPLIT=1, smaller messages) or never (=0).
-    const bool choice = f.split && cross_memory_.on() && forced_split_ < 0 &&
-                        total >= SplitModeChooser::kMinBytes;
+    const bool choice = f.split && cross_memory_.on() && forced_split_ < 0;
     const bool take_split = f.split && cross_memory_.on() &&
-                            (choice ? !in.splits.want() : forced_split_ != 0);
+                            (choice ? !in.splits.of(total).want() : forced_split_ != 0);
     if (take_split) {
       answer_split(dst);
       Transfer t{env, dst, total, total, op, nullptr, f.nt};
@@ -848,7 +852,7 @@ bool Engine::pump_stream(int source) {
       if (!finish_split(source, t)) break;  // the sender's half is not in yet
       did = true;
       if (t.split_choice && t.remaining == 0) {  // both halves went through
-        in.splits.record(false, t.message_bytes, transport::trace_clock_ns() - t.started_ns);
+        in.splits.of(t.message_bytes).record(false, t.message_bytes, transport::trace_clock_ns() - t.started_ns);
       }
     }
     if (t.remaining != 0) {
@@ -862,11 +866,11 @@ bool Engine::pump_stream(int source) {
       t.remaining -= got;
       if (in.stream.producer_needs_wake()) segment_.wake(source);
       if (t.remaining != 0) break;
-      if (timed || t.split_choice) {
+      if ((timed || t.split_choice) && in.stream.warm_for(t.total)) {
         const std::uint64_t ns = transport::trace_clock_ns() - t.started_ns;
         const bool counts = stream_time_counts_for_split(timed, t.nt, in.modes);
         if (timed) in.stream.request_nt(in.modes.record(t.nt, t.total, ns));
-        if (t.split_choice && t.message_bytes == 0 && counts) in.splits.record(true, t.total, ns);
+        if (t.split_choice && t.message_bytes == 0 && counts) in.splits.of(t.total).record(true, t.total, ns);
       }
     }
     Transfer done = t;

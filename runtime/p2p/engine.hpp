@@ -152,7 +152,7 @@ class Engine {
     transport::StreamConsumer stream;
     std::deque<Transfer> transfers;
     StreamModeChooser modes;
-    SplitModeChooser splits;         // take a split offer, or stream it (when the choice is ours)
+    SplitChoices splits;             // take a split offer, or stream it (when the choice is ours)
     transport::PairView pair;       // its ProducerLine / ConsumerLine: split copies
     std::uint64_t split_offers = 0;  // split offers seen from this source
   };

@@ -15,6 +15,8 @@
 // mode it used, so every measurement is charged to the mode that produced it.
 #pragma once
 
+#include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -36,18 +38,17 @@ class StreamModeChooser : public transport::ModeChooser {
   constexpr StreamModeChooser() noexcept : ModeChooser(kExploreEvery, kNtMargin) {}
 };
 
-/// The receiver's choice, for a raw message of kMinBytes or more that the sender offers as a
-/// split copy (engine.cpp, "split copies"), between taking the offer (mode 0: each side copies
+/// The receiver's choice, for a raw message that the sender offers as a split copy (engine.cpp, "split copies"), between taking the offer (mode 0: each side copies
 /// half straight between the two buffers, a kernel copy) and answering "stream it" (mode 1: the
 /// pipelined copy through the pair's stream, in user space). On the guest of 2026-12-07 night a
 /// kernel copy ran at ~10 GB/s a core, so split windows of 1 MiB reached 17.7-20.2 GB/s, and
 /// the stream 25.8-27.6 in the host's fast placement and 12.1-17.3 in its slow one (the same
 /// minutes); on the guests before, the split was the faster one every time. A split transfer
 /// is timed from the answer to the last byte, a streamed one as for StreamModeChooser.
-/// COHORT_P2P_SPLIT=1 (or 0) fixes the mode (1: always split, as before).
+/// COHORT_P2P_SPLIT=1 (or 0) fixes the mode (1: always split, as before). One per size class
+/// and sender (SplitChoices).
 class SplitModeChooser : public transport::ModeChooser {
  public:
-  static constexpr std::size_t kMinBytes = std::size_t{512} << 10;
   static constexpr std::uint32_t kExploreEvery = 256;
   /// The stream must be this much faster to be chosen (a split copy takes no room in the
   /// stream and keeps both cores' caches as they were).
@@ -57,6 +58,32 @@ class SplitModeChooser : public transport::ModeChooser {
   static constexpr std::uint32_t kSettle = 4;
 
   constexpr SplitModeChooser() noexcept : ModeChooser(kExploreEvery, kStreamMargin, kSettle) {}
+};
+
+/// A receiver's SplitModeChooser per power of two of the message size, for one sender: 64 KiB
+/// to 128 KiB, ..., 8 MiB to 16 MiB, 16 MiB and more. A rate is bytes per nanosecond, and a
+/// small message's fixed costs weigh more in it, so sizes are not mixed; and where the two ways
+/// cross over depends on the machine. On the guest of 2026-12-08 (AMD EPYC family 26) the
+/// stream was the faster way at every size (64 KiB ping-pong 1.5-2.6 us against 5.0-6.4 split,
+/// 256 KiB windows 46 GB/s against 18.6); on the guest of 2026-12-07 the split was faster from
+/// 128 KiB up; until 2026-12-08 only messages of 512 KiB and more were measured, and smaller
+/// ones always took the offer.
+class SplitChoices {
+ public:
+  static constexpr std::size_t kMinBytes = std::size_t{64} << 10;  // the smallest split offer
+  static constexpr int kSizes = 9;
+
+  /// The size class of a message of `bytes` (>= kMinBytes).
+  static constexpr int size_class(std::size_t bytes) noexcept {
+    const int c = static_cast<int>(std::bit_width(bytes)) - static_cast<int>(std::bit_width(kMinBytes));
+    return c < 0 ? 0 : (c >= kSizes ? kSizes - 1 : c);
+  }
+  /// The chooser of messages of `bytes`.
+  [[nodiscard]] SplitModeChooser& of(std::size_t bytes) noexcept { return choosers_[size_class(bytes)]; }
+  [[nodiscard]] const SplitModeChooser& at(int size_class) const noexcept { return choosers_[size_class]; }
+
+ private:
+  std::array<SplitModeChooser, kSizes> choosers_{};
 };
 
 /// Whether a streamed transfer's time speaks for the stream in the split-or-stream choice:
