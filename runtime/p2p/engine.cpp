@@ -39,7 +39,8 @@ const char* format_name(std::uint8_t kind) noexcept {
   return "an unknown format";
 }
 
-static_assert(kSplitMinBytes == SplitChoices::kMinBytes, "a split offer's size class starts at its smallest size");
+static_assert(kSplitMinBytes == SplitChoices::kMinBytes,
+              "the split choosers' first size class starts at the smallest split offer");
 
 // Hot polls before the Waiter takes over (only when not oversubscribed).
 constexpr int kHotPolls = 512;
@@ -145,8 +146,9 @@ Engine::~Engine() {
     for (int c = 0; c < SplitChoices::kSizes; ++c) {
       const SplitModeChooser& ch = in.splits.at(c);
       if (ch.count(false) + ch.count(true) == 0) continue;
-      std::fprintf(stderr, "cohort: p2p: rank %d, split offers of %zu KiB%s from rank %d: %s\n", self_,
-                   (SplitChoices::kMinBytes >> 10) << c, c + 1 == SplitChoices::kSizes ? " and more" : "+", r,
+      std::fprintf(stderr, "cohort: p2p: rank %d, split offers of %zu KiB%s from rank %d: %s\n",
+                   self_, (SplitChoices::kMinBytes >> 10) << c,
+                   c + 1 == SplitChoices::kSizes ? " and more" : "+", r,
                    ch.describe("taken", "streamed").c_str());
     }
   }
@@ -799,8 +801,9 @@ bool Engine::on_frame(int source, const transport::FrameHeader& h, bool drain_al
       complete_recv(*op, env, total);
       return true;
     }
-    // A split offer of a large message: take it or stream it (SplitModeChooser), or take it
-    // always (COHORT_P2P_SPLIT=1, smaller messages) or never (=0).
+    // A split offer of a large message: take it or stream it, whichever this size class of
+    // messages from this source measured faster (SplitChoices), or take it always
+    // (COHORT_P2P_SPLIT=1) or never (=0).
     const bool choice = f.split && cross_memory_.on() && forced_split_ < 0;
     const bool take_split = f.split && cross_memory_.on() &&
                             (choice ? !in.splits.of(total).want() : forced_split_ != 0);
@@ -852,7 +855,8 @@ bool Engine::pump_stream(int source) {
       if (!finish_split(source, t)) break;  // the sender's half is not in yet
       did = true;
       if (t.split_choice && t.remaining == 0) {  // both halves went through
-        in.splits.of(t.message_bytes).record(false, t.message_bytes, transport::trace_clock_ns() - t.started_ns);
+        in.splits.of(t.message_bytes)
+            .record(false, t.message_bytes, transport::trace_clock_ns() - t.started_ns);
       }
     }
     if (t.remaining != 0) {
@@ -870,7 +874,9 @@ bool Engine::pump_stream(int source) {
         const std::uint64_t ns = transport::trace_clock_ns() - t.started_ns;
         const bool counts = stream_time_counts_for_split(timed, t.nt, in.modes);
         if (timed) in.stream.request_nt(in.modes.record(t.nt, t.total, ns));
-        if (t.split_choice && t.message_bytes == 0 && counts) in.splits.of(t.total).record(true, t.total, ns);
+        if (t.split_choice && t.message_bytes == 0 && counts) {
+          in.splits.of(t.total).record(true, t.total, ns);
+        }
       }
     }
     Transfer done = t;

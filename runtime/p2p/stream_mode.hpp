@@ -38,8 +38,8 @@ class StreamModeChooser : public transport::ModeChooser {
   constexpr StreamModeChooser() noexcept : ModeChooser(kExploreEvery, kNtMargin) {}
 };
 
-/// The receiver's choice, for a raw message that the sender offers as a split copy (engine.cpp, "split copies"), between taking the offer (mode 0: each side copies
-/// half straight between the two buffers, a kernel copy) and answering "stream it" (mode 1: the
+/// The receiver's choice, for a raw message that the sender offers as a split copy (engine.cpp,
+/// "split copies"), between taking the offer (mode 0: each side copies half straight between the two buffers, a kernel copy) and answering "stream it" (mode 1: the
 /// pipelined copy through the pair's stream, in user space). On the guest of 2026-12-07 night a
 /// kernel copy ran at ~10 GB/s a core, so split windows of 1 MiB reached 17.7-20.2 GB/s, and
 /// the stream 25.8-27.6 in the host's fast placement and 12.1-17.3 in its slow one (the same
@@ -75,12 +75,18 @@ class SplitChoices {
 
   /// The size class of a message of `bytes` (>= kMinBytes).
   static constexpr int size_class(std::size_t bytes) noexcept {
-    const int c = static_cast<int>(std::bit_width(bytes)) - static_cast<int>(std::bit_width(kMinBytes));
+    const int c =
+        static_cast<int>(std::bit_width(bytes)) - static_cast<int>(std::bit_width(kMinBytes));
     return c < 0 ? 0 : (c >= kSizes ? kSizes - 1 : c);
   }
   /// The chooser of messages of `bytes`.
-  [[nodiscard]] SplitModeChooser& of(std::size_t bytes) noexcept { return choosers_[size_class(bytes)]; }
-  [[nodiscard]] const SplitModeChooser& at(int size_class) const noexcept { return choosers_[size_class]; }
+  [[nodiscard]] SplitModeChooser& of(std::size_t bytes) noexcept {
+    return choosers_[static_cast<std::size_t>(size_class(bytes))];
+  }
+  /// The chooser of size class `c` (COHORT_DEBUG reports).
+  [[nodiscard]] const SplitModeChooser& at(int c) const noexcept {
+    return choosers_[static_cast<std::size_t>(c)];
+  }
 
  private:
   std::array<SplitModeChooser, kSizes> choosers_{};

@@ -146,7 +146,8 @@ TEST(StreamMode, PreferredIsTheFasterModeEvenDuringALookAtTheOther) {
   bool looked = false;
   for (int i = 0; i < 600; ++i) {
     const bool nt = asked;  // the sender does what was asked
-    asked = c.record(nt, kMiB, static_cast<std::uint64_t>(static_cast<double>(kMiB) / (nt ? 18 : 43)));
+    const double gbps = nt ? 18 : 43;
+    asked = c.record(nt, kMiB, static_cast<std::uint64_t>(static_cast<double>(kMiB) / gbps));
     looked |= asked;
     // Whatever it asks for (its looks at non-temporal stores included), ordinary stores are
     // the faster mode it measured.
@@ -156,7 +157,8 @@ TEST(StreamMode, PreferredIsTheFasterModeEvenDuringALookAtTheOther) {
   StreamModeChooser nt_faster;
   for (int i = 0; i < 600; ++i) {
     const bool nt = nt_faster.want();
-    nt_faster.record(nt, kMiB, static_cast<std::uint64_t>(static_cast<double>(kMiB) / (nt ? 30 : 12)));
+    const double gbps = nt ? 30 : 12;
+    nt_faster.record(nt, kMiB, static_cast<std::uint64_t>(static_cast<double>(kMiB) / gbps));
   }
   EXPECT_TRUE(nt_faster.preferred());
 }
@@ -206,7 +208,8 @@ TEST(SplitMode, EachPowerOfTwoOfTheSizeHasItsOwnChooser) {
     const std::size_t bytes = i % 2 == 0 ? 64 * 1024 : kMiB;
     SplitModeChooser& c = choices.of(bytes);
     const bool stream = c.want();
-    const double ns = bytes == kMiB ? static_cast<double>(kMiB) / (stream ? 12 : 19) : (stream ? 2000 : 5500);
+    const double ns =
+        bytes == kMiB ? static_cast<double>(kMiB) / (stream ? 12 : 19) : (stream ? 2000 : 5500);
     c.record(stream, bytes, static_cast<std::uint64_t>(ns));
   }
   EXPECT_TRUE(choices.of(64 * 1024).want());
