@@ -89,8 +89,7 @@ PairModes::PairModes() : forced_(transport::mode_fixed_by_environment("COHORT_PA
 
 transport::ModeChooser& PairModes::chooser(std::uint64_t bytes) noexcept {
   // 32 KiB .. 64 KiB - 1 -> 0, 64 KiB .. -> 1, ..., 16 MiB and more -> kSizes - 1.
-  const int b = std::clamp(static_cast<int>(std::bit_width(bytes)) - 16, 0, kSizes - 1);
-  return choosers_[static_cast<std::size_t>(b)];
+  return choosers_.of(bytes);
 }
 
 bool PairModes::staged(std::uint64_t bytes) noexcept {
@@ -105,10 +104,10 @@ void PairModes::report(int self) const {
   const char* d = std::getenv("COHORT_DEBUG");
   if (d == nullptr || d[0] != '1') return;
   for (int b = 0; b < kSizes; ++b) {
-    const transport::ModeChooser& m = choosers_[static_cast<std::size_t>(b)];
+    const transport::ModeChooser& m = choosers_.at(b);
     if (m.count(false) + m.count(true) == 0) continue;
     std::fprintf(stderr, "cohort: collectives: rank %d, two-rank allreduces of %llu KiB %s: %s\n",
-                 self, static_cast<unsigned long long>(std::uint64_t{32} << b),
+                 self, static_cast<unsigned long long>(decltype(choosers_)::class_kib(b)),
                  b == kSizes - 1 ? "or more" : "up to twice that",
                  m.describe("copied across address spaces", "staged").c_str());
   }

@@ -76,7 +76,7 @@ class PairModes {
   struct Chooser : transport::ModeChooser {
     constexpr Chooser() noexcept : ModeChooser(kExploreEvery, kStagedMargin, kSettleCalls) {}
   };
-  std::array<Chooser, kSizes> choosers_{};
+  transport::ChoosersBySize<Chooser, std::size_t{32} << 10, kSizes> choosers_;
   int forced_ = -1;
 };
 

@@ -147,7 +147,7 @@ Engine::~Engine() {
       const SplitModeChooser& ch = in.splits.at(c);
       if (ch.count(false) + ch.count(true) == 0) continue;
       std::fprintf(stderr, "cohort: p2p: rank %d, split offers of %zu KiB%s from rank %d: %s\n",
-                   self_, (SplitChoices::kMinBytes >> 10) << c,
+                   self_, static_cast<std::size_t>(SplitChoices::class_kib(c)),
                    c + 1 == SplitChoices::kSizes ? " and more" : "+", r,
                    ch.describe("taken", "streamed").c_str());
     }

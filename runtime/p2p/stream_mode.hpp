@@ -15,8 +15,6 @@
 // mode it used, so every measurement is charged to the mode that produced it.
 #pragma once
 
-#include <array>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -61,36 +59,12 @@ class SplitModeChooser : public transport::ModeChooser {
 };
 
 /// A receiver's SplitModeChooser per power of two of the message size, for one sender: 64 KiB
-/// to 128 KiB, ..., 8 MiB to 16 MiB, 16 MiB and more. A rate is bytes per nanosecond, and a
-/// small message's fixed costs weigh more in it, so sizes are not mixed; and where the two ways
-/// cross over depends on the machine. On the guest of 2026-12-08 (AMD EPYC family 26) the
-/// stream was the faster way at every size (64 KiB ping-pong 1.5-2.6 us against 5.0-6.4 split,
-/// 256 KiB windows 46 GB/s against 18.6); on the guest of 2026-12-07 the split was faster from
-/// 128 KiB up; until 2026-12-08 only messages of 512 KiB and more were measured, and smaller
-/// ones always took the offer.
-class SplitChoices {
- public:
-  static constexpr std::size_t kMinBytes = std::size_t{64} << 10;  // the smallest split offer
-  static constexpr int kSizes = 9;
-
-  /// The size class of a message of `bytes` (>= kMinBytes).
-  static constexpr int size_class(std::size_t bytes) noexcept {
-    const int c =
-        static_cast<int>(std::bit_width(bytes)) - static_cast<int>(std::bit_width(kMinBytes));
-    return c < 0 ? 0 : (c >= kSizes ? kSizes - 1 : c);
-  }
-  /// The chooser of messages of `bytes`.
-  [[nodiscard]] SplitModeChooser& of(std::size_t bytes) noexcept {
-    return choosers_[static_cast<std::size_t>(size_class(bytes))];
-  }
-  /// The chooser of size class `c` (COHORT_DEBUG reports).
-  [[nodiscard]] const SplitModeChooser& at(int c) const noexcept {
-    return choosers_[static_cast<std::size_t>(c)];
-  }
-
- private:
-  std::array<SplitModeChooser, kSizes> choosers_{};
-};
+/// to 128 KiB, ..., 8 MiB to 16 MiB, 16 MiB and more. On the guest of 2026-12-08 (AMD EPYC
+/// family 26) the stream was the faster way at every size (64 KiB ping-pong 1.5-2.6 us against
+/// 5.0-6.4 split, 256 KiB windows 46 GB/s against 18.6); on the guest of 2026-12-07 the split
+/// was faster from 128 KiB up; until 2026-12-08 only messages of 512 KiB and more were
+/// measured, and smaller ones always took the offer.
+using SplitChoices = transport::ChoosersBySize<SplitModeChooser, std::size_t{64} << 10, 9>;
 
 /// Whether a streamed transfer's time speaks for the stream in the split-or-stream choice:
 /// always, unless the store-mode chooser timed it (`timed_by_modes`) in the store mode it does

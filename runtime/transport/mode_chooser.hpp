@@ -18,6 +18,8 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -71,7 +73,7 @@ class ModeChooser {
       if (timed_ >= 2) probe(seen_[1] == 0);
       return want_;
     }
-    const bool best = rate(true) > rate(false) * margin_;
+    const bool best = preferred();
     if (++since_probe_ >= explore_every_) {
       probe(!best);
       return want_;
@@ -138,6 +140,42 @@ class ModeChooser {
   bool want_ = false;
   bool last_ = false;
   bool probing_ = false;
+};
+
+/// A chooser per power of two of a transfer's size: class 0 holds sizes below `MinBytes * 2`
+/// (smaller ones included), class c sizes from `MinBytes << c` up to twice that, the last class
+/// everything from `MinBytes << (Sizes - 1)` up. A rate is bytes per nanosecond and a small
+/// transfer's fixed costs weigh more in it, so sizes are not mixed; and where two ways cross
+/// over depends on the machine. Used by p2p's split-or-stream choice (SplitChoices) and the
+/// two-rank allreduce (collectives::PairModes).
+template <class Chooser, std::size_t MinBytes, int Sizes>
+class ChoosersBySize {
+ public:
+  static constexpr std::size_t kMinBytes = MinBytes;
+  static constexpr int kSizes = Sizes;
+
+  /// The size class of a transfer of `bytes`.
+  static constexpr int size_class(std::uint64_t bytes) noexcept {
+    const int c =
+        static_cast<int>(std::bit_width(bytes)) - static_cast<int>(std::bit_width(MinBytes));
+    return std::clamp(c, 0, Sizes - 1);
+  }
+  /// The smallest size of class `c` in KiB (COHORT_DEBUG reports).
+  static constexpr std::uint64_t class_kib(int c) noexcept {
+    return std::uint64_t{MinBytes >> 10} << c;
+  }
+
+  /// The chooser of transfers of `bytes`.
+  [[nodiscard]] Chooser& of(std::uint64_t bytes) noexcept {
+    return choosers_[static_cast<std::size_t>(size_class(bytes))];
+  }
+  /// The chooser of size class `c`.
+  [[nodiscard]] const Chooser& at(int c) const noexcept {
+    return choosers_[static_cast<std::size_t>(c)];
+  }
+
+ private:
+  std::array<Chooser, static_cast<std::size_t>(Sizes)> choosers_{};
 };
 
 }  // namespace cohort::transport
