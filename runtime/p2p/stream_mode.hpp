@@ -37,8 +37,9 @@ class StreamModeChooser : public transport::ModeChooser {
 };
 
 /// The receiver's choice, for a raw message that the sender offers as a split copy (engine.cpp,
-/// "split copies"), between taking the offer (mode 0: each side copies half straight between the two buffers, a kernel copy) and answering "stream it" (mode 1: the
-/// pipelined copy through the pair's stream, in user space). On the guest of 2026-12-07 night a
+/// "split copies"), between taking the offer (mode 0: each side copies half straight between
+/// the two buffers, a kernel copy) and answering "stream it" (mode 1: the pipelined copy through
+/// the pair's stream, in user space). On the guest of 2026-12-07 night a
 /// kernel copy ran at ~10 GB/s a core, so split windows of 1 MiB reached 17.7-20.2 GB/s, and
 /// the stream 25.8-27.6 in the host's fast placement and 12.1-17.3 in its slow one (the same
 /// minutes); on the guests before, the split was the faster one every time. A split transfer
